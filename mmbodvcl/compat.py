@@ -1,0 +1,137 @@
+"""Fixes for known breakages of the pinned OpenMMLab stack.
+
+Imported first by ``import mmbodvcl`` (and so by ``custom_imports`` in every
+config), before anything imports ``mmaction.models``. Each fix is narrow,
+idempotent, and a no-op where the stack does not need it:
+
+1. mmaction2 1.2.0's wheel lacks ``mmaction.models.localizers.drn``
+   (upstream issue #2714), so ``import mmaction.models`` fails. We stand in a
+   module whose ``DRN`` raises a clear error when built.
+2. torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine 0.10.7
+   checkpoints carry ``HistoryBuffer`` objects and numpy scalars. We allow
+   exactly those types with ``torch.serialization.add_safe_globals`` instead
+   of turning weights-only loading off, so a checkpoint that pickles an
+   arbitrary callable is still refused.
+3. mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device``, which
+   raises on a CPU-only build. Where CUDA is absent we initialise the process
+   group with gloo instead; on GPU machines nothing changes.
+"""
+import importlib.util
+import os
+import sys
+import types
+from typing import List
+
+import numpy as np
+import torch
+
+_APPLIED = False
+
+
+def _mmaction_has_drn() -> bool:
+    # ``find_spec('mmaction.models.localizers.drn')`` would import
+    # ``mmaction.models`` (the very import that fails), so look at the files.
+    spec = importlib.util.find_spec('mmaction')
+    if spec is None or not spec.submodule_search_locations:
+        return True  # no mmaction: nothing to patch
+    root = list(spec.submodule_search_locations)[0]
+    return os.path.isdir(os.path.join(root, 'models', 'localizers', 'drn'))
+
+
+def _stand_in_drn() -> None:
+    if _mmaction_has_drn() or 'mmaction.models.localizers.drn' in sys.modules:
+        return
+    from mmaction.registry import MODELS
+
+    class DRN:
+        """Stand-in for the DRN localizer missing from the mmaction2 wheel."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            raise ImportError(
+                'DRN is unavailable in the installed mmaction2 1.2.0: its '
+                'wheel ships without mmaction/models/localizers/drn '
+                '(mmaction2 issue #2714). mmbodvcl stands in this module so '
+                'that the rest of mmaction.models imports; install mmaction2 '
+                'from source to use DRN.')
+
+    package = types.ModuleType('mmaction.models.localizers.drn')
+    package.__path__ = []  # mark as a package
+    module = types.ModuleType('mmaction.models.localizers.drn.drn')
+    DRN.__module__ = module.__name__
+    module.DRN = DRN
+    package.drn = module
+    package.DRN = DRN
+    sys.modules[package.__name__] = package
+    sys.modules[module.__name__] = module
+    MODELS.register_module(name='DRN', module=DRN, force=True)
+
+
+def checkpoint_safe_globals() -> List[object]:
+    """Types an MMEngine checkpoint needs beyond torch's weights-only set."""
+    from mmengine.logging import HistoryBuffer
+
+    # numpy moved its internals to ``numpy._core`` in 2.0; pickles name
+    # whichever module wrote them, so allow both spellings that exist.
+    safe: List[object] = [HistoryBuffer, np.ndarray, np.dtype]
+    for core_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            core = importlib.import_module(core_name)
+        except ImportError:
+            continue
+        safe += [core.scalar, core._reconstruct]
+    # numpy >= 1.25 pickles dtypes as instances of ``numpy.dtypes.*DType``.
+    dtype_classes = getattr(np, 'dtypes', None)
+    if dtype_classes is not None:
+        safe += [
+            getattr(dtype_classes, name) for name in dir(dtype_classes)
+            if name.endswith('DType')
+        ]
+    return safe
+
+
+def _allow_mmengine_checkpoints() -> None:
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is not None:  # torch < 2.4 loads unrestricted anyway
+        add_safe_globals(checkpoint_safe_globals())
+
+
+def _init_dist_pytorch_cpu_aware(backend: str,
+                                 init_backend: str = 'torch',
+                                 **kwargs) -> None:
+    """mmengine's ``_init_dist_pytorch`` with a gloo path for CPU-only hosts."""
+    if torch.cuda.is_available():
+        return _original_init_dist_pytorch(
+            backend, init_backend=init_backend, **kwargs)
+    import torch.distributed as torch_dist
+    if backend != 'gloo':
+        print(f'mmbodvcl: CUDA is unavailable, using the gloo backend '
+              f'instead of {backend!r} for this CPU-only run.',
+              file=sys.stderr)
+    torch_dist.init_process_group(
+        backend='gloo',
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
+        **kwargs)
+
+
+_original_init_dist_pytorch = None
+
+
+def _allow_cpu_distributed_launch() -> None:
+    global _original_init_dist_pytorch
+    from mmengine.dist import utils as dist_utils
+    if dist_utils._init_dist_pytorch is _init_dist_pytorch_cpu_aware:
+        return
+    _original_init_dist_pytorch = dist_utils._init_dist_pytorch
+    dist_utils._init_dist_pytorch = _init_dist_pytorch_cpu_aware
+
+
+def apply() -> None:
+    """Apply every fix once; later calls do nothing."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    _stand_in_drn()
+    _allow_mmengine_checkpoints()
+    _allow_cpu_distributed_launch()
+    _APPLIED = True

@@ -1,0 +1,1 @@
+from . import hooks, model_wrappers, optim_wrappers  # noqa: F401

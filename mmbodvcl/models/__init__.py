@@ -1,0 +1,2 @@
+from . import (algorithms, backbones, data_preprocessors, heads,  # noqa: F401
+               losses, necks)
