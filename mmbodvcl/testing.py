@@ -1,0 +1,86 @@
+"""Small real videos and annotation files for tests, demos and benchmarks.
+
+Videos are written by OpenCV (``mp4v``) and decoded by decord like any user
+video; nothing here mocks the decoding stack.
+"""
+import os
+import os.path as osp
+from typing import List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+
+def make_video(path: str,
+               num_frames: int = 24,
+               size: Sequence[int] = (48, 64),
+               fps: int = 8,
+               seed: int = 0) -> str:
+    """Write a colour video with a moving square and a brightness ramp.
+
+    Args:
+        path: Output file, ``.mp4``.
+        num_frames: Number of frames.
+        size: ``(height, width)`` in pixels.
+        fps: Frames per second written into the container.
+        seed: Controls the colours and the motion, so videos differ.
+
+    Returns:
+        ``path``.
+    """
+    height, width = size
+    rng = np.random.default_rng(seed)
+    background = rng.integers(40, 200, size=3)
+    colour = rng.integers(0, 256, size=3).tolist()
+    side = max(4, min(height, width) // 4)
+    velocity = rng.integers(1, 4, size=2)
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                             (width, height))
+    if not writer.isOpened():
+        raise OSError(f'OpenCV could not open {path!r} for writing')
+    try:
+        for t in range(num_frames):
+            shade = np.clip(background + 2 * t, 0, 255).astype(np.uint8)
+            frame = np.empty((height, width, 3), np.uint8)
+            frame[:] = shade
+            y = int(velocity[0] * t) % max(1, height - side)
+            x = int(velocity[1] * t) % max(1, width - side)
+            cv2.rectangle(frame, (x, y), (x + side, y + side), colour, -1)
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
+
+
+def make_video_dataset(root: str,
+                       num_videos: int = 4,
+                       num_classes: int = 2,
+                       num_frames: int = 24,
+                       size: Sequence[int] = (48, 64),
+                       ann_name: str = 'ann.txt',
+                       seed: int = 0) -> str:
+    """Write ``num_videos`` videos under ``root`` and an MMAction2
+    ``VideoDataset`` annotation file (``relative/path label`` lines).
+
+    Returns:
+        The annotation file's path; use ``data_prefix=dict(video=root)``.
+    """
+    lines: List[str] = []
+    for index in range(num_videos):
+        name = f'video_{index:03d}.mp4'
+        make_video(osp.join(root, name), num_frames=num_frames, size=size,
+                   seed=seed + index)
+        lines.append(f'{name} {index % num_classes}')
+    ann_file = osp.join(root, ann_name)
+    with open(ann_file, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines) + '\n')
+    return ann_file
+
+
+def make_corrupt_video(path: str, content: Optional[bytes] = None) -> str:
+    """Write a file with an ``.mp4`` name that is not a decodable video."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(content if content is not None else b'not a video' * 64)
+    return path
