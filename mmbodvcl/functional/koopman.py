@@ -1,0 +1,495 @@
+"""Koopman fit, prediction loss and static/dynamic split of per-frame features.
+
+Pure PyTorch (no registry, config or mm* imports). Notation follows the paper
+(section 4.3): ``z`` is a batch of per-frame features ``(B, M, T)``; for each
+video ``X = z[..., :-1]`` (previous frames) and ``Y = z[..., 1:]`` (next
+frames), both ``M x (T-1)``, and the Koopman operator fitted by least squares
+is ``K = Y X^+`` (eq. 18).
+
+``K`` is ``M x M`` but has rank ``r <= T-1`` (7 against M = 128), so ~121 of
+its eigenvalues are zero and its eigenvectors are ill-conditioned. Everything
+here works in the ``(T-1)``-dimensional snapshot space instead (reduced /
+exact DMD, Tu et al. 2014):
+
+* thin SVD of ``X`` through the Gram matrix ``X^T X = V S^2 V^T`` (method of
+  snapshots), singular values below ``rank_tol * s_max`` truncated;
+* ``A~ = U^T Y V S^-1 = S^-1 V^T (X^T Y) V S^-1`` (``r x r``), whose eigenvalues
+  are the nonzero eigenvalues of ``K``; ``A~ = W Lambda W^-1``;
+* exact DMD modes ``Phi = Y V S^-1 W`` (``K Phi = Phi Lambda``) and left
+  eigenvectors ``Psi^H = Lambda^-1 W^-1 U^T`` (``Psi^H Phi = I``);
+* static projector ``T_A = Phi diag(mask / lambda) W^-1 U^T`` with
+  ``mask = |lambda - 1| < xi``, ``T_M = I - T_A``. ``T_A`` equals
+  ``Phi_full diag(mask) Phi_full^-1`` of the full ``K`` when ``K`` is
+  diagonalisable; it annihilates the nullspace of ``K``, which therefore
+  belongs to the dynamic part, and ``Z = Z_A + Z_M`` exactly (Proposition 3).
+
+Truncated directions are kept as zero rows/columns of ``A~`` (eigenvalue 0,
+dynamic) so that videos of different rank batch together with a fixed
+``r = T - 1``.
+
+Gradients through ``eigh``/``eig`` contain ``1 / (lambda_i - lambda_j)``, which
+is infinite for repeated eigenvalues (constant clips, zero features, the zero
+padding above). ``spectral_grad='safe'`` (default) replaces that factor by the
+broadened ``d / (|d|^2 + eps^2)``; ``'detach'`` treats the fitted operators as
+constants; ``'native'`` uses PyTorch's own backward (for comparison).
+
+All spectral work runs in float64 with autocast disabled; outputs are float32.
+"""
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+SPLITS = ('projector', 'eigenvalue_weighted')
+ESTIMATORS = ('literal', 'ridge', 'cross_view')
+SPECTRAL_GRADS = ('safe', 'detach', 'native')
+
+# Squared singular values below this are zero whatever ``rank_tol`` says, so
+# an all-zero clip has rank 0 instead of dividing by zero.
+_ABS_SQ_SINGULAR_FLOOR = 1e-30
+# Floor on the ridge strength, for all-zero clips (where trace(X^T X) = 0).
+_ABS_RIDGE_FLOOR = 1e-12
+
+
+@dataclass
+class KoopmanSplit:
+    """Result of :func:`koopman_split`; ``B`` videos, ``r = T - 1`` modes.
+
+    Attributes:
+        static: ``(B, M)`` Z_A = T_A mean_t z_t.
+        dynamic: ``(B, M)`` Z_M (``unified - static`` for the projector split).
+        unified: ``(B, M)`` Z = mean_t z_t.
+        eigvals: ``(B, r)`` complex eigenvalues of the reduced operator
+            (truncated directions appear as 0), sorted by ``|lambda - 1|``.
+        static_mask: ``(B, r)`` bool, ``|lambda - 1| < xi``, same order.
+        num_static: ``(B,)`` number of static modes per video.
+    """
+    static: Tensor
+    dynamic: Tensor
+    unified: Tensor
+    eigvals: Tensor
+    static_mask: Tensor
+    num_static: Tensor
+
+
+@dataclass
+class KoopmanPredictionLoss:
+    """L_pred = mse + nu * orthogonality, each a float32 scalar."""
+    loss: Tensor
+    mse: Tensor
+    orthogonality: Tensor
+
+
+@dataclass
+class ReducedDMD:
+    """Exact DMD of a batch of clips, all float64/complex128.
+
+    Attributes:
+        prev: ``(B, M, T-1)`` X.
+        next: ``(B, M, T-1)`` Y.
+        right_basis: ``(B, T-1, r)`` V S^-1 (truncated columns are zero), so
+            ``U = X V S^-1`` and ``A~ = (V S^-1)^T X^T Y (V S^-1)``.
+        eigvals: ``(B, r)`` complex eigenvalues of ``A~``.
+        eigvecs: ``(B, r, r)`` complex eigenvectors ``W`` of ``A~``.
+        rank: ``(B,)`` number of singular values kept.
+    """
+    prev: Tensor
+    next: Tensor
+    right_basis: Tensor
+    eigvals: Tensor
+    eigvecs: Tensor
+    rank: Tensor
+
+
+def _broadened_inverse(gap: Tensor, eps: Tensor) -> Tensor:
+    """``1 / gap`` for ``|gap| >> eps``, bounded by ``1 / (2 eps)``, 0 at 0."""
+    return gap / (gap.abs().square() + eps.square())
+
+
+def _spectral_eps(eigvals: Tensor, spectral_eps: float) -> Tensor:
+    """Broadening per matrix, relative to its spectral radius: ``(B, 1, 1)``."""
+    scale = eigvals.abs().amax(dim=-1).clamp_min(1.0)
+    return (spectral_eps * scale)[..., None, None]
+
+
+class _SafeEigh(torch.autograd.Function):
+    """``torch.linalg.eigh`` whose backward bounds ``1 / (l_j - l_i)``."""
+
+    @staticmethod
+    def forward(ctx, matrix: Tensor, spectral_eps: float):
+        eigvals, eigvecs = torch.linalg.eigh(matrix)
+        ctx.save_for_backward(eigvals, eigvecs)
+        ctx.spectral_eps = spectral_eps
+        return eigvals, eigvecs
+
+    @staticmethod
+    def backward(ctx, grad_eigvals: Optional[Tensor],
+                 grad_eigvecs: Optional[Tensor]):
+        eigvals, eigvecs = ctx.saved_tensors
+        inner = torch.zeros_like(eigvecs)
+        if grad_eigvecs is not None:
+            gap = eigvals.unsqueeze(-2) - eigvals.unsqueeze(-1)  # l_j - l_i
+            eps = _spectral_eps(eigvals, ctx.spectral_eps)
+            inner = (eigvecs.mT @ grad_eigvecs) * _broadened_inverse(gap, eps)
+        if grad_eigvals is not None:
+            inner = inner + torch.diag_embed(grad_eigvals)
+        grad = eigvecs @ inner @ eigvecs.mT
+        return (grad + grad.mT) / 2, None
+
+
+class _SafeEig(torch.autograd.Function):
+    """``torch.linalg.eig`` of a real matrix whose backward bounds
+    ``1 / conj(l_j - l_i)``; otherwise PyTorch's formula (eigenvectors of
+    unit norm, loss invariant to their phase)."""
+
+    @staticmethod
+    def forward(ctx, matrix: Tensor, spectral_eps: float):
+        eigvals, eigvecs = torch.linalg.eig(matrix)
+        ctx.save_for_backward(eigvals, eigvecs)
+        ctx.spectral_eps = spectral_eps
+        return eigvals, eigvecs
+
+    @staticmethod
+    def backward(ctx, grad_eigvals: Optional[Tensor],
+                 grad_eigvecs: Optional[Tensor]):
+        eigvals, eigvecs = ctx.saved_tensors
+        inner = torch.zeros_like(eigvecs)
+        if grad_eigvecs is not None:
+            vh_gv = eigvecs.mH @ grad_eigvecs
+            real_diag = vh_gv.diagonal(dim1=-2, dim2=-1).real
+            inner = vh_gv - eigvecs.mH @ (eigvecs * real_diag.unsqueeze(-2))
+            gap = eigvals.unsqueeze(-2) - eigvals.unsqueeze(-1)  # l_j - l_i
+            eps = _spectral_eps(eigvals, ctx.spectral_eps)
+            inner = inner * _broadened_inverse(gap, eps)
+        diagonal = (grad_eigvals if grad_eigvals is not None else
+                    torch.zeros_like(eigvals))
+        inner = inner + torch.diag_embed(diagonal)
+        grad = torch.linalg.solve(eigvecs.mH, inner @ eigvecs.mH)
+        return grad.real, None
+
+
+def _eigh(matrix: Tensor, spectral_grad: str, spectral_eps: float):
+    if spectral_grad == 'safe':
+        return _SafeEigh.apply(matrix, spectral_eps)
+    return torch.linalg.eigh(matrix)
+
+
+def _eig(matrix: Tensor, spectral_grad: str, spectral_eps: float):
+    if spectral_grad == 'safe':
+        return _SafeEig.apply(matrix, spectral_eps)
+    return torch.linalg.eig(matrix)
+
+
+def check_features(z: Tensor, name: str = 'z') -> None:
+    """Refuse anything but a floating ``(B, M, T)`` tensor with ``T >= 2``."""
+    if not isinstance(z, Tensor):
+        raise TypeError(f'{name} must be a Tensor of shape (N, M, T), '
+                        f'got {type(z).__name__}')
+    if z.dim() != 3:
+        raise ValueError(f'{name} must have shape (N, M, T), got '
+                         f'{tuple(z.shape)}')
+    if not z.is_floating_point():
+        raise TypeError(f'{name} must be floating point, got {z.dtype}')
+    if z.shape[-1] < 2:
+        raise ValueError(f'{name} has T={z.shape[-1]} frames; the Koopman '
+                         'fit needs T >= 2 (at least one transition)')
+
+
+def check_options(xi: float = 0.1,
+                  split: str = 'projector',
+                  estimator: str = 'cross_view',
+                  nu: float = 1e-4,
+                  ridge: float = 1e-3,
+                  rank_tol: float = 1e-4,
+                  spectral_grad: str = 'safe',
+                  spectral_eps: float = 1e-6) -> None:
+    """Refuse bad hyper-parameters with a message naming the value."""
+    if not 0 < xi < 1:
+        raise ValueError(f'xi={xi!r}: the static threshold |lambda - 1| < xi '
+                         'needs 0 < xi < 1 (xi >= 1 would call the nullspace '
+                         'of K, lambda = 0, static)')
+    if split not in SPLITS:
+        raise ValueError(f'split={split!r}: expected one of {SPLITS}')
+    if estimator not in ESTIMATORS:
+        raise ValueError(
+            f'estimator={estimator!r}: expected one of {ESTIMATORS}')
+    if spectral_grad not in SPECTRAL_GRADS:
+        raise ValueError(f'spectral_grad={spectral_grad!r}: expected one of '
+                         f'{SPECTRAL_GRADS}')
+    if nu < 0:
+        raise ValueError(f'nu={nu!r}: the orthogonality weight must be >= 0')
+    if ridge < 0:
+        raise ValueError(f'ridge={ridge!r}: must be >= 0')
+    if estimator == 'ridge' and ridge == 0:
+        raise ValueError("estimator='ridge' needs ridge > 0 (ridge=0 is the "
+                         "'literal' estimator)")
+    if not 0 < rank_tol < 1:
+        raise ValueError(f'rank_tol={rank_tol!r}: expected 0 < rank_tol < 1')
+    if not spectral_eps > 0:
+        raise ValueError(f'spectral_eps={spectral_eps!r}: must be > 0')
+
+
+def _as_float64(z: Tensor) -> Tensor:
+    return z.to(torch.float64)
+
+
+def _truncated_inverse_sqrt(sq_singular: Tensor, rank_tol: float) -> Tensor:
+    """``S^-1`` from ``S^2``, 0 for truncated directions (no NaN in grads)."""
+    keep = sq_singular > (rank_tol**2) * sq_singular.amax(
+        dim=-1, keepdim=True)
+    keep = keep & (sq_singular > _ABS_SQ_SINGULAR_FLOOR)
+    safe = torch.where(keep, sq_singular, torch.ones_like(sq_singular))
+    return torch.where(keep, safe.rsqrt(), torch.zeros_like(safe))
+
+
+def _pinv_gram(prev: Tensor, rank_tol: float, spectral_grad: str,
+               spectral_eps: float):
+    """``V S^-1`` of ``X = U S V^T`` via ``eigh(X^T X)``: ``(B, T-1, T-1)``."""
+    sq_singular, right = _eigh(prev.mT @ prev, spectral_grad, spectral_eps)
+    inv_singular = _truncated_inverse_sqrt(sq_singular, rank_tol)
+    return right * inv_singular.unsqueeze(-2), (inv_singular > 0).sum(-1)
+
+
+def reduced_dmd(z: Tensor,
+                rank_tol: float = 1e-4,
+                spectral_grad: str = 'safe',
+                spectral_eps: float = 1e-6) -> ReducedDMD:
+    """Exact DMD of each clip; never forms the ``M x M`` operator.
+
+    Args:
+        z: ``(B, M, T)`` per-frame features, ``T >= 2``.
+        rank_tol: Singular values of X below ``rank_tol * s_max`` are dropped.
+        spectral_grad: ``'safe'``, ``'detach'`` or ``'native'`` (module doc).
+        spectral_eps: Relative broadening of the safe backward.
+
+    Returns:
+        :class:`ReducedDMD` with ``r = T - 1``.
+    """
+    check_features(z)
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        z = _as_float64(z)
+        if spectral_grad == 'detach':
+            z = z.detach()
+        prev, nxt = z[..., :-1], z[..., 1:]
+        right_basis, rank = _pinv_gram(prev, rank_tol, spectral_grad,
+                                       spectral_eps)
+        reduced = right_basis.mT @ (prev.mT @ nxt) @ right_basis
+        eigvals, eigvecs = _eig(reduced, spectral_grad, spectral_eps)
+    return ReducedDMD(prev, nxt, right_basis, eigvals, eigvecs, rank)
+
+
+def static_mask(eigvals: Tensor, xi: float) -> Tensor:
+    """``|lambda - 1| < xi``: modes that stay constant over time."""
+    return (eigvals - 1).abs() < xi
+
+
+def apply_static_operator(dmd: ReducedDMD,
+                          vectors: Tensor,
+                          xi: float = 0.1,
+                          split: str = 'projector') -> Tensor:
+    """Apply ``T_A`` of each clip to vectors without forming it.
+
+    ``projector``: ``T_A = Phi diag(mask / lambda) W^-1 U^T`` (idempotent).
+    ``eigenvalue_weighted``: ``Phi diag(mask) W^-1 U^T`` =
+    ``Phi_full diag(mask * lambda) Phi_full^-1``, the official code's form
+    (not a projector; ``T_A + T_M = K``, not ``I``).
+
+    Args:
+        dmd: Fit of B clips.
+        vectors: ``(B, M, k)`` (any real dtype).
+        xi: Static threshold.
+        split: ``'projector'`` or ``'eigenvalue_weighted'``.
+
+    Returns:
+        ``(B, M, k)`` float64.
+    """
+    vectors = _as_float64(vectors)
+    mask = static_mask(dmd.eigvals, xi)
+    if split == 'projector':
+        # static modes have |lambda| > 1 - xi > 0, so 1/lambda is bounded
+        safe = torch.where(mask, dmd.eigvals, torch.ones_like(dmd.eigvals))
+        weights = torch.where(mask, 1 / safe, torch.zeros_like(safe))
+    else:
+        weights = mask.to(dmd.eigvals.dtype)
+    # U^T v = (V S^-1)^T X^T v, then W^-1, then Phi = Y (V S^-1) W
+    reduced = dmd.right_basis.mT @ (dmd.prev.mT @ vectors)
+    coords = torch.linalg.solve(dmd.eigvecs, reduced.to(dmd.eigvecs.dtype))
+    modes = dmd.eigvecs @ (weights.unsqueeze(-1) * coords)
+    return dmd.next @ (dmd.right_basis @ modes.real)
+
+
+def koopman_split(z: Tensor,
+                  xi: float = 0.1,
+                  split: str = 'projector',
+                  rank_tol: float = 1e-4,
+                  spectral_grad: str = 'safe',
+                  spectral_eps: float = 1e-6) -> KoopmanSplit:
+    """Split the temporal mean of each clip into static and dynamic parts.
+
+    Args:
+        z: ``(B, M, T)`` per-frame features, ``T >= 2``.
+        xi: Static threshold on ``|lambda - 1|``, ``0 < xi < 1``.
+        split: ``'projector'`` (Z_A + Z_M = Z) or ``'eigenvalue_weighted'``
+            (Z_A + Z_M = K Z, the official code).
+        rank_tol, spectral_grad, spectral_eps: See :func:`reduced_dmd`.
+
+    Returns:
+        :class:`KoopmanSplit`, float32 features.
+    """
+    check_options(xi=xi, split=split, rank_tol=rank_tol,
+                  spectral_grad=spectral_grad, spectral_eps=spectral_eps)
+    dmd = reduced_dmd(z, rank_tol, spectral_grad, spectral_eps)
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        unified = _as_float64(z).mean(dim=-1, keepdim=True)
+        static = apply_static_operator(dmd, unified, xi, split)
+        if split == 'projector':
+            dynamic = unified - static
+        else:
+            # K v = Y (V S^-1)(V S^-1)^T X^T v, minus the static part
+            koopman_image = dmd.next @ (dmd.right_basis @ (
+                dmd.right_basis.mT @ (dmd.prev.mT @ unified)))
+            dynamic = koopman_image - static
+    order = (dmd.eigvals - 1).abs().argsort(dim=-1)
+    eigvals = dmd.eigvals.gather(-1, order).detach()
+    mask = static_mask(eigvals, xi)
+    return KoopmanSplit(
+        static=static.squeeze(-1).float(),
+        dynamic=dynamic.squeeze(-1).float(),
+        unified=unified.squeeze(-1).float(),
+        eigvals=eigvals.to(torch.complex64),
+        static_mask=mask,
+        num_static=mask.sum(dim=-1))
+
+
+def full_koopman_split(z: Tensor,
+                       xi: float = 0.1,
+                       split: str = 'projector',
+                       rank_tol: float = 1e-4) -> KoopmanSplit:
+    """Reference path: ``eig`` of the full ``M x M`` ``K = Y X^+`` (the paper
+    and official code), with PyTorch's own backward. For tests and
+    benchmarks; ill-conditioned by its ``M - r`` zero eigenvalues."""
+    check_options(xi=xi, split=split, rank_tol=rank_tol)
+    check_features(z)
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        z64 = _as_float64(z)
+        prev, nxt = z64[..., :-1], z64[..., 1:]
+        koopman = nxt @ torch.linalg.pinv(prev, rtol=rank_tol)
+        eigvals, modes = torch.linalg.eig(koopman)
+        mask = static_mask(eigvals, xi)
+        weights = mask.to(eigvals.dtype)
+        if split == 'eigenvalue_weighted':
+            weights = weights * eigvals
+        unified = z64.mean(dim=-1, keepdim=True)
+        coords = torch.linalg.solve(modes, unified.to(modes.dtype))
+        static = (modes @ (weights.unsqueeze(-1) * coords)).real
+        dynamic = (unified - static if split == 'projector' else
+                   koopman @ unified - static)
+    order = (eigvals - 1).abs().argsort(dim=-1)
+    eigvals = eigvals.gather(-1, order).detach()
+    mask = static_mask(eigvals, xi)
+    return KoopmanSplit(static.squeeze(-1).float(),
+                        dynamic.squeeze(-1).float(),
+                        unified.squeeze(-1).float(),
+                        eigvals.to(torch.complex64), mask, mask.sum(dim=-1))
+
+
+def _fit(prev: Tensor, estimator: str, ridge: float, rank_tol: float,
+         spectral_grad: str, spectral_eps: float) -> Tensor:
+    """``C`` with ``K = Y C X^T``: ``(X^T X)^+`` (rank-truncated) or
+    ``(X^T X + lam I)^-1`` with ``lam = ridge * mean(S^2)``: ``(B, T-1, T-1)``.
+    """
+    if estimator == 'literal' or ridge == 0:
+        right_basis, _ = _pinv_gram(prev, rank_tol, spectral_grad,
+                                    spectral_eps)
+        return right_basis @ right_basis.mT
+    gram = prev.mT @ prev
+    strength = ridge * gram.diagonal(dim1=-2, dim2=-1).mean(-1)
+    strength = strength.clamp_min(_ABS_RIDGE_FLOOR)[..., None, None]
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    return torch.linalg.inv(gram + strength * eye)
+
+
+def _orthogonality(prev: Tensor, nxt: Tensor, coupling: Tensor) -> Tensor:
+    """``||K^T K - I||_F^2`` per clip for ``K = Y C X^T``, in ``(T-1)`` form:
+    ``K^T K = X P X^T`` with ``P = C Y^T Y C``, so the value is
+    ``tr((P G)^2) - 2 tr(P G) + M`` with ``G = X^T X``."""
+    inner = coupling @ (nxt.mT @ nxt) @ coupling @ (prev.mT @ prev)
+    square_trace = (inner * inner.mT).sum(dim=(-2, -1))
+    return (square_trace - 2 * inner.diagonal(dim1=-2, dim2=-1).sum(-1) +
+            prev.shape[-2])
+
+
+def koopman_prediction_loss(views: Sequence[Tensor],
+                            estimator: str = 'cross_view',
+                            nu: float = 1e-4,
+                            ridge: float = 1e-3,
+                            rank_tol: float = 1e-4,
+                            spectral_grad: str = 'safe',
+                            spectral_eps: float = 1e-6
+                            ) -> KoopmanPredictionLoss:
+    """L_pred = MSE(K X, Y) + nu ||K^T K - I||_F^2 (eq. 19), three estimators.
+
+    * ``literal``: K = Y X^+ on each view and scored on the same view (eq.
+      18-19). With M >= T-1 it reproduces the transitions exactly, so the
+      MSE is ~0 and carries no signal; kept for reproduction.
+    * ``ridge``: K = Y X^T (X X^T + lam I)^-1, lam = ``ridge`` * mean squared
+      singular value of X, scored on the same view.
+    * ``cross_view``: K fitted on one view of a video (pseudo-inverse if
+      ``ridge == 0``, else ridge) predicts the transitions of every other
+      view of the same video; averaged over all ordered pairs. Needs V >= 2.
+
+    The orthogonality term is the full ``M x M`` Frobenius norm (including
+    the constant ``M - rank`` that a rank-deficient K cannot remove), computed
+    in ``(T-1)`` form. All sums in float64; outputs float32.
+
+    Args:
+        views: V tensors ``(N, M, T)``, the views of video i at row i.
+        estimator: ``'literal'``, ``'ridge'`` or ``'cross_view'``.
+        nu: Weight of the orthogonality term.
+        ridge: Relative ridge strength (``ridge`` and ``cross_view``).
+        rank_tol, spectral_grad, spectral_eps: See :func:`reduced_dmd`
+            (``'detach'`` behaves like ``'safe'`` here: L_pred must train).
+
+    Returns:
+        :class:`KoopmanPredictionLoss`.
+    """
+    check_options(estimator=estimator, nu=nu, ridge=ridge, rank_tol=rank_tol,
+                  spectral_grad=spectral_grad, spectral_eps=spectral_eps)
+    if isinstance(views, Tensor) or len(views) == 0:
+        raise TypeError('views must be a non-empty list of (N, M, T) '
+                        'tensors, one per view')
+    for index, view in enumerate(views):
+        check_features(view, f'views[{index}]')
+        if view.shape != views[0].shape:
+            raise ValueError(f'views[{index}] has shape {tuple(view.shape)}, '
+                             f'views[0] has {tuple(views[0].shape)}; all '
+                             'views must share (N, M, T)')
+    if estimator == 'cross_view' and len(views) < 2:
+        raise ValueError(f"estimator='cross_view' needs at least 2 views of "
+                         f'each video, got {len(views)}')
+    grad_mode = 'safe' if spectral_grad == 'detach' else spectral_grad
+    with torch.autocast(device_type=views[0].device.type, enabled=False):
+        pairs = [(_as_float64(v)[..., :-1], _as_float64(v)[..., 1:])
+                 for v in views]
+        couplings = [
+            _fit(prev, estimator, ridge, rank_tol, grad_mode, spectral_eps)
+            for prev, _ in pairs
+        ]
+        if estimator == 'cross_view':
+            scored = [(a, b) for a in range(len(pairs))
+                      for b in range(len(pairs)) if a != b]
+        else:
+            scored = [(a, a) for a in range(len(pairs))]
+        mse = torch.stack([
+            (pairs[a][1] @ (couplings[a] @ (pairs[a][0].mT @ pairs[b][0])) -
+             pairs[b][1]).square().mean() for a, b in scored
+        ]).mean()
+        orthogonality = torch.stack([
+            _orthogonality(prev, nxt, coupling).mean()
+            for (prev, nxt), coupling in zip(pairs, couplings)
+        ]).mean()
+    return KoopmanPredictionLoss(
+        loss=(mse + nu * orthogonality).float(),
+        mse=mse.float(),
+        orthogonality=orthogonality.float())
