@@ -9,3 +9,4 @@ from .koopman import (ESTIMATORS, SPECTRAL_GRADS, SPLITS,  # noqa: F401
                       apply_static_operator, check_features, check_options,
                       full_koopman_split, koopman_prediction_loss,
                       koopman_split, reduced_dmd)
+from .strict_temporal import temporally_local  # noqa: F401

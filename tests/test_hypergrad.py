@@ -1,0 +1,235 @@
+"""Hypergradients against closed forms and against betty-ml.
+
+Toy problem in float64, parameters split into two tensors (shapes (3,) and
+(2, 2)) to exercise the list handling:
+
+* lower ``L(theta) = 1/2 theta^T A theta + b^T theta + c/4 sum theta^4``
+  (``c = 0``: quadratic, constant Hessian ``A``; ``c > 0``: Hessian
+  ``A + 3 c diag(theta^2)``, so finite differences have an O(eps^2) error),
+* upper ``U(theta) = 1/2 |C theta - d|^2``.
+
+Tolerances (relative, in the 2-norm), per method:
+
+* ``itd_rmad``: exact for the unrolled map ``prod_j (I - gamma H(theta_j))``
+  -> 1e-10 (float64 rounding).
+* ``aid_fd``: ``v - gamma H(theta*) v``; exact on a quadratic (1e-10), and
+  on the quartic the error is O(eps^2): < 1e-5 at alpha = 0.01 and it shrinks
+  about 4x when alpha halves.
+* ``aid_nmn``: equal to the truncated series (1e-10); its distance to the
+  exact ``(I + gamma H)^-1 v`` is below the truncation bound
+  ``|gamma H|^(n+1) / (1 - |gamma H|) |v|``.
+* ``aid_cg``: with as many iterations as unknowns, the exact solve: 1e-8.
+* ``first_order``: ``v`` exactly.
+"""
+from typing import List, Sequence
+
+import pytest
+import torch
+from torch import Tensor
+
+from mmbodvcl.functional import HYPERGRAD_METHODS, bilevel_hypergradient
+
+DIM = 7
+SHAPES = [(3, ), (2, 2)]
+GAMMA = 0.1
+
+
+def _problem(seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(
+        torch.randn(DIM, DIM, generator=gen, dtype=torch.float64))
+    eigvals = torch.linspace(0.5, 4.0, DIM, dtype=torch.float64)
+    hess = basis @ torch.diag(eigvals) @ basis.T
+    return dict(
+        A=hess,
+        b=torch.randn(DIM, generator=gen, dtype=torch.float64),
+        C=torch.randn(5, DIM, generator=gen, dtype=torch.float64),
+        d=torch.randn(5, generator=gen, dtype=torch.float64),
+        theta=torch.randn(DIM, generator=gen, dtype=torch.float64))
+
+
+def _split(flat: Tensor) -> List[Tensor]:
+    sizes = [torch.Size(s).numel() for s in SHAPES]
+    return [
+        part.reshape(shape)
+        for part, shape in zip(flat.split(sizes), SHAPES)
+    ]
+
+
+def _flat(tensors: Sequence[Tensor]) -> Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def _lower(prob, quartic: float):
+
+    def loss(params: Sequence[Tensor]) -> Tensor:
+        theta = _flat(params)
+        return (0.5 * theta @ prob['A'] @ theta + prob['b'] @ theta +
+                quartic / 4 * (theta**4).sum())
+
+    return loss
+
+
+def _upper(prob):
+
+    def loss(params: Sequence[Tensor]) -> Tensor:
+        residual = prob['C'] @ _flat(params) - prob['d']
+        return 0.5 * residual @ residual
+
+    return loss
+
+
+def _hessian(prob, theta: Tensor, quartic: float) -> Tensor:
+    return prob['A'] + 3 * quartic * torch.diag(theta**2)
+
+
+def _lower_grad(prob, theta: Tensor, quartic: float) -> Tensor:
+    return prob['A'] @ theta + prob['b'] + quartic * theta**3
+
+
+def _run(prob, method: str, quartic: float = 0.0, **kwargs):
+    params = [p.requires_grad_(True) for p in _split(prob['theta'].clone())]
+    result = bilevel_hypergradient(params, _lower(prob, quartic),
+                                   _upper(prob), method, GAMMA, **kwargs)
+    return params, result
+
+
+def _closed_form(prob, quartic: float, steps: int):
+    """theta*, v and the unrolled Jacobian, by hand."""
+    eye = torch.eye(DIM, dtype=torch.float64)
+    theta = prob['theta']
+    jacobian = eye
+    for _ in range(steps):
+        jacobian = (eye - GAMMA * _hessian(prob, theta, quartic)) @ jacobian
+        theta = theta - GAMMA * _lower_grad(prob, theta, quartic)
+    v = prob['C'].T @ (prob['C'] @ theta - prob['d'])
+    return theta, v, jacobian
+
+
+def _rel(a: Tensor, b: Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize('steps', [1, 5])
+@pytest.mark.parametrize('quartic', [0.0, 0.3])
+def test_itd_rmad_is_exact_for_the_unrolled_map(steps, quartic):
+    prob = _problem()
+    params, result = _run(prob, 'itd_rmad', quartic, inner_steps=steps)
+    _, v, jacobian = _closed_form(prob, quartic, steps)
+    assert _rel(_flat(result.upper_grad), v) < 1e-10
+    assert _rel(_flat(result.hypergrad), jacobian.T @ v) < 1e-10
+    # ITD's hypergradient differs from first order: the test can fail.
+    assert _rel(v, jacobian.T @ v) > 1e-2
+    assert torch.equal(_flat(params).detach(), prob['theta'])
+
+
+def test_first_order_is_v():
+    prob = _problem()
+    _, result = _run(prob, 'first_order', 0.3, inner_steps=2)
+    _, v, _ = _closed_form(prob, 0.3, 2)
+    assert _rel(_flat(result.hypergrad), v) < 1e-12
+
+
+def test_aid_fd_exact_on_quadratic_and_second_order_in_eps():
+    prob = _problem()
+    theta_star, v, jacobian = _closed_form(prob, 0.0, 1)
+    _, result = _run(prob, 'aid_fd', 0.0)
+    # One step on a quadratic: DARTS equals the unrolled hypergradient.
+    assert _rel(_flat(result.hypergrad), jacobian.T @ v) < 1e-10
+
+    quartic = 0.3
+    theta_star, v, _ = _closed_form(prob, quartic, 1)
+    target = v - GAMMA * _hessian(prob, theta_star, quartic) @ v
+    errors = []
+    for alpha in (0.02, 0.01):
+        _, result = _run(prob, 'aid_fd', quartic, alpha=alpha)
+        errors.append(_rel(_flat(result.hypergrad), target))
+    assert errors[1] < 1e-5
+    assert 3.0 < errors[0] / errors[1] < 5.0  # O(eps^2)
+
+
+def test_aid_fd_leaves_parameters_untouched():
+    prob = _problem()
+    params, _ = _run(prob, 'aid_fd', 0.3)
+    assert torch.equal(_flat(params).detach(), prob['theta'])
+
+
+@pytest.mark.parametrize('terms', [1, 3, 8])
+def test_aid_nmn_is_the_truncated_series(terms):
+    prob = _problem()
+    quartic = 0.3
+    theta_star, v, _ = _closed_form(prob, quartic, 1)
+    gamma_h = GAMMA * _hessian(prob, theta_star, quartic)
+    series = sum(
+        torch.linalg.matrix_power(-gamma_h, j) @ v for j in range(terms + 1))
+    _, result = _run(prob, 'aid_nmn', quartic, iterations=terms)
+    assert _rel(_flat(result.hypergrad), series) < 1e-10
+    exact = torch.linalg.solve(torch.eye(DIM, dtype=torch.float64) + gamma_h,
+                               v)
+    rho = torch.linalg.matrix_norm(gamma_h, ord=2).item()
+    bound = rho**(terms + 1) / (1 - rho) * v.norm().item()
+    assert (_flat(result.hypergrad) - exact).norm().item() <= bound
+    assert result.passes['lower_hvp'] == terms
+
+
+def test_aid_cg_solves_the_implicit_system():
+    prob = _problem()
+    quartic = 0.3
+    theta_star, v, _ = _closed_form(prob, quartic, 1)
+    system = torch.eye(DIM, dtype=torch.float64) + GAMMA * _hessian(
+        prob, theta_star, quartic)
+    exact = torch.linalg.solve(system, v)
+    _, result = _run(prob, 'aid_cg', quartic, iterations=DIM, cg_tol=0.0)
+    assert _rel(_flat(result.hypergrad), exact) < 1e-8
+    _, few = _run(prob, 'aid_cg', quartic, iterations=1, cg_tol=0.0)
+    assert _rel(_flat(few.hypergrad), exact) > 1e-6  # truncation is visible
+
+
+def test_cg_refuses_a_non_positive_definite_system():
+    prob = _problem()
+    prob['A'] = -prob['A'] * 10  # I + gamma H has negative eigenvalues
+    with pytest.raises(FloatingPointError, match='non-positive curvature'):
+        _run(prob, 'aid_cg', iterations=DIM)
+
+
+def test_unused_parameters_get_zero_lower_gradient():
+    # The second tensor does not enter the lower loss (like a contrastive
+    # head): its hypergradient is its plain upper gradient for every method.
+    prob = _problem()
+    for method in HYPERGRAD_METHODS:
+        first = prob['theta'][:3].clone().requires_grad_(True)
+        second = prob['theta'][3:].reshape(2, 2).clone().requires_grad_(True)
+
+        def lower(params):
+            return (params[0]**2).sum() + params[0].sum()
+
+        def upper(params):
+            return (params[0] * params[1].reshape(-1)[:3]).sum() + (
+                params[1]**2).sum()
+
+        result = bilevel_hypergradient([first, second], lower, upper, method,
+                                       GAMMA)
+        assert torch.allclose(result.hypergrad[1], result.upper_grad[1])
+        assert all(torch.isfinite(h).all() for h in result.hypergrad)
+
+
+def test_pass_counts():
+    prob = _problem()
+    counts = {}
+    for method in HYPERGRAD_METHODS:
+        _, result = _run(prob, method, 0.3, inner_steps=2, iterations=3)
+        counts[method] = result.passes
+    assert counts['first_order']['lower_forward'] == 2
+    assert counts['aid_fd']['lower_forward'] == 4
+    assert counts['aid_nmn']['lower_hvp'] == 3
+    assert all(c['upper_forward'] == 1 for c in counts.values())
+
+
+def test_bad_arguments_are_named():
+    prob = _problem()
+    with pytest.raises(ValueError, match="'darts'"):
+        _run(prob, 'darts')
+    with pytest.raises(ValueError, match='inner_steps'):
+        _run(prob, 'aid_fd', inner_steps=0)
+    with pytest.raises(ValueError, match='separate lower optimiser'):
+        _run(prob, 'itd_rmad', lower_step=lambda t, g: t)
