@@ -1,0 +1,11 @@
+# Runtime shared by the pretraining configs: MMAction2's default runtime,
+# plus the plugin import and checkpointing suited to 200-epoch pretraining
+# without a validation loop.
+_base_ = 'mmaction::_base_/default_runtime.py'
+
+custom_imports = dict(imports=['mmbodvcl'], allow_failed_imports=False)
+
+default_hooks = dict(
+    logger=dict(interval=50),
+    # no validation during pretraining, so nothing to pick a "best" by
+    checkpoint=dict(interval=10, max_keep_ckpts=3, save_best=None))

@@ -1,0 +1,11 @@
+# Plain V-CL baseline of ../bodvcl/vbyol_vitb_16x4_rho4_800e_k400.py (the "[1]" / "†" rows of
+# Tables 3-5): one loss on the unified embedding and a plain single-level
+# optimiser step; everything else as the BOD-VCL config.
+_base_ = '../bodvcl/vbyol_vitb_16x4_rho4_800e_k400.py'
+
+model = dict(decouple=False)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer={{_base_.optim_wrapper.optimizer}},
+    paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})

@@ -1,0 +1,12 @@
+# V-SwAV, the plain V-CL baseline of [1] (Tables 1-3, 5-7, 10), Slow-R50 8x8,
+# rho = 2, Kinetics-400, 200 epochs: the BOD-VCL config without what BOD-VCL
+# adds, i.e. one loss on the unified embedding Z = mean_t z_t and a plain
+# single-level optimiser step (same optimiser, schedule, data, encoder).
+_base_ = '../bodvcl/vswav_slowr50_k400.py'
+
+model = dict(decouple=False)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer={{_base_.optim_wrapper.optimizer}},
+    paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})

@@ -1,0 +1,5 @@
+# Table 8 "V-CL*": BOD-VCL's decoupled losses L_A + L_M and L_pred minimised
+# together in one single-level step instead of the bi-level optimisation.
+_base_ = '../../baselines/vbyol_slowr50_k400.py'
+
+model = dict(decouple=True, with_pred_loss=True)
