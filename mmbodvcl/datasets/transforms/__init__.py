@@ -1,0 +1,13 @@
+from .formatting import PackMultiViewInputs
+from .loading import (MultiViewDecordDecode, MultiViewDecordInit,
+                      MultiViewSampleFrames, VideoReadError,
+                      VideoTooShortError)
+from .presets import multiview_pretrain_pipeline
+from .processing import VideoColorJitter
+from .wrappers import MultiViewAugment
+
+__all__ = [
+    'MultiViewDecordInit', 'MultiViewSampleFrames', 'MultiViewDecordDecode',
+    'MultiViewAugment', 'VideoColorJitter', 'PackMultiViewInputs',
+    'VideoReadError', 'VideoTooShortError', 'multiview_pretrain_pipeline'
+]
