@@ -1,1 +1,2 @@
 from . import transforms  # noqa: F401
+from .video_dataset import MultiViewVideoDataset  # noqa: F401
