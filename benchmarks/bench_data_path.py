@@ -13,7 +13,9 @@ then measures, side by side and interleaved in rounds, clips per second of
 and the decode stage alone (open + sample + decode, no augmentation), where
 the saving is made, including MMAction2's stock ``DecordDecode`` given the
 same multi-view indices in view order (one ``get_batch``, unsorted, with
-duplicates) to show what decoding the sorted union buys.
+duplicates) to show what decoding the sorted union buys. A second table times
+the per-view augmentation steps on one clip, including MMCV's image
+``RandomGrayscale`` broadcast over the frames against ``VideoRandomGrayscale``.
 
     python benchmarks/bench_data_path.py [--videos 16 --frames 64 --rho 2 4]
 """
@@ -105,6 +107,56 @@ def measure(runs: Dict[str, Callable[[str], int]], videos: List[str],
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
+def time_augmentations(clip_len: int, height: int, width: int, size: int,
+                       repeats: int = 20) -> Dict[str, float]:
+    """Milliseconds per clip of each per-view step (colour steps always on),
+    interleaved over ``repeats`` rounds, median."""
+    grayscale = dict(prob=1.0)
+    steps = {
+        'RandomResizedCrop + Resize': [
+            dict(type='RandomResizedCrop', area_range=(0.2, 0.766)),
+            dict(type='Resize', scale=(size, size), keep_ratio=False)
+        ],
+        'Flip': [dict(type='Flip', flip_ratio=1.0)],
+        'VideoColorJitter': [
+            dict(type='VideoColorJitter', brightness=0.6, contrast=0.6,
+                 saturation=0.6, hue=0.15)
+        ],
+        'VideoRandomGrayscale': [dict(type='VideoRandomGrayscale', **grayscale)],
+        'MMCV RandomGrayscale broadcast': [
+            dict(
+                type='TransformBroadcaster',
+                mapping=dict(img='imgs'),
+                auto_remap=True,
+                share_random_params=True,
+                transforms=[
+                    dict(
+                        type='RandomGrayscale',
+                        keep_channels=True,
+                        channel_weights=(0.299, 0.587, 0.114),
+                        **grayscale)
+                ])
+        ],
+    }
+    pipes = {name: build(cfg) for name, cfg in steps.items()}
+    rng = np.random.default_rng(0)
+    full = [rng.integers(0, 256, (height, width, 3), np.uint8)
+            for _ in range(clip_len)]
+    small = [rng.integers(0, 256, (size, size, 3), np.uint8)
+             for _ in range(clip_len)]
+    times: Dict[str, List[float]] = {name: [] for name in pipes}
+    for _ in range(repeats):
+        for name, pipe in pipes.items():
+            # Crop + resize see decoded frames, the rest training-size ones.
+            frames = full if name.startswith('RandomResized') else small
+            results = dict(imgs=[f.copy() for f in frames], modality='RGB',
+                           img_shape=frames[0].shape[:2])
+            start = time.perf_counter()
+            pipe(results)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--videos', type=int, default=16)
@@ -143,6 +195,15 @@ def main() -> None:
                 base = rates[f'single x rho ({stage})'
                              if stage == 'full' else 'single x rho decode']
                 print(f'| {rho} | {name} | {rate:.1f} | {rate / base:.2f}x |')
+
+        print(f'\nPer-view augmentation, one clip of {args.clip_len} frames '
+              f'(crop from {args.height}x{args.width}, the rest at '
+              f'{args.size}x{args.size}), median ms:\n')
+        print('| step | ms per clip |')
+        print('|---|---|')
+        for name, ms in time_augmentations(args.clip_len, args.height,
+                                           args.width, args.size).items():
+            print(f'| {name} | {ms:.2f} |')
 
 
 if __name__ == '__main__':

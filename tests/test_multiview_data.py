@@ -165,10 +165,14 @@ def test_colour_jitter_is_one_function_for_all_frames():
 def test_grayscale_is_drawn_once_per_clip(video_root):
     np.random.seed(4)
     grayscale = TRANSFORMS.build(pipeline(2)[3]['transforms'][-1])
+    assert type(grayscale).__name__ == 'VideoRandomGrayscale'
     decoded = [TRANSFORMS.build(step) for step in pipeline(2)[:3]]
     results = dict(filename=osp.join(video_root, 'video_001.mp4'))
     for transform in decoded:
         results = transform(results)
+    luma = [
+        np.rint(img @ np.array([0.299, 0.587, 0.114])) for img in results['imgs']
+    ]
     gray_clips = 0
     for _ in range(60):
         out = grayscale(dict(imgs=[img.copy() for img in results['imgs']]))
@@ -177,7 +181,13 @@ def test_grayscale_is_drawn_once_per_clip(video_root):
             and np.array_equal(img[..., 1], img[..., 2]) for img in out['imgs']
         ]
         assert len(set(is_gray)) == 1
-        gray_clips += is_gray[0]
+        if is_gray[0]:
+            gray_clips += 1
+            for img, expected in zip(out['imgs'], luma):
+                assert np.abs(img[..., 0] - expected).max() <= 1
+        else:
+            for img, original in zip(out['imgs'], results['imgs']):
+                np.testing.assert_array_equal(img, original)
     assert 3 <= gray_clips <= 25  # p = 0.2 of 60
 
 

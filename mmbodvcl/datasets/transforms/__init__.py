@@ -3,11 +3,12 @@ from .loading import (MultiViewDecordDecode, MultiViewDecordInit,
                       MultiViewSampleFrames, VideoReadError,
                       VideoTooShortError)
 from .presets import multiview_pretrain_pipeline
-from .processing import VideoColorJitter
+from .processing import VideoColorJitter, VideoRandomGrayscale
 from .wrappers import MultiViewAugment
 
 __all__ = [
     'MultiViewDecordInit', 'MultiViewSampleFrames', 'MultiViewDecordDecode',
-    'MultiViewAugment', 'VideoColorJitter', 'PackMultiViewInputs',
+    'MultiViewAugment', 'VideoColorJitter', 'VideoRandomGrayscale',
+    'PackMultiViewInputs',
     'VideoReadError', 'VideoTooShortError', 'multiview_pretrain_pipeline'
 ]

@@ -11,8 +11,8 @@ def multiview_pretrain_pipeline(num_views: int = 2,
     One decode of ``num_views`` clips at independent random positions, then
     per view: random resized crop (area (0.2, 0.766), aspect (3/4, 4/3)),
     resize to ``size`` x ``size``, horizontal flip (p = 0.5), colour jitter
-    0.6/0.6/0.6/0.15 (p = 0.8), grayscale (p = 0.2, one draw per clip via
-    MMCV's ``TransformBroadcaster`` over the frames); then MMAction2's
+    0.6/0.6/0.6/0.15 (p = 0.8), grayscale (p = 0.2), each drawn once per
+    view and applied to all its frames; then MMAction2's
     ``FormatShape('NCTHW')`` and :class:`PackMultiViewInputs`. Use with
     :class:`MultiViewVideoDataset` and ``MultiViewDataPreprocessor``.
     """
@@ -34,18 +34,7 @@ def multiview_pretrain_pipeline(num_views: int = 2,
                     hue=0.15)
             ],
             prob=0.8),
-        dict(
-            type='TransformBroadcaster',
-            mapping=dict(img='imgs'),
-            auto_remap=True,
-            share_random_params=True,
-            transforms=[
-                dict(
-                    type='RandomGrayscale',
-                    prob=0.2,
-                    keep_channels=True,
-                    channel_weights=(0.299, 0.587, 0.114))
-            ]),
+        dict(type='VideoRandomGrayscale', prob=0.2),
     ]
     return [
         dict(type='MultiViewDecordInit'),

@@ -1,10 +1,12 @@
-"""Colour jitter for a clip: one draw, one pixel-wise function for all frames."""
+"""Colour transforms for a clip: one draw, one pixel-wise function for all
+frames."""
 from typing import Dict
 
 import cv2
 import numpy as np
 from mmaction.datasets.transforms import ColorJitter
 from mmaction.registry import TRANSFORMS
+from mmcv.transforms import BaseTransform
 
 
 @TRANSFORMS.register_module()
@@ -45,10 +47,12 @@ class VideoColorJitter(ColorJitter):
 
     def transform(self, results: Dict) -> Dict:
         clip = np.stack(results['imgs']).astype(np.float32)
-        brightness = np.random.uniform(*self.brightness)
-        contrast = np.random.uniform(*self.contrast)
-        saturation = np.random.uniform(*self.saturation)
-        hue = np.random.uniform(*self.hue)
+        # Python floats keep the arithmetic in float32 (numpy 2 promotes
+        # float32 arrays times numpy float64 scalars to float64).
+        brightness = float(np.random.uniform(*self.brightness))
+        contrast = float(np.random.uniform(*self.contrast))
+        saturation = float(np.random.uniform(*self.saturation))
+        hue = float(np.random.uniform(*self.hue))
         for adjustment in np.random.permutation(4):
             if adjustment == 0:
                 clip = clip * brightness
@@ -61,3 +65,41 @@ class VideoColorJitter(ColorJitter):
             clip = np.clip(clip, 0, 255)
         results['imgs'] = list(np.rint(clip).astype(np.uint8))
         return results
+
+
+@TRANSFORMS.register_module()
+class VideoRandomGrayscale(BaseTransform):
+    """Turn a whole clip grey with probability ``prob`` (one draw per clip),
+    keeping three channels.
+
+    Luma weights are ITU-R BT.601 (0.299, 0.587, 0.114), as torchvision's,
+    computed by OpenCV over the clip at once. MMCV's image
+    ``RandomGrayscale`` broadcast over the frames (``TransformBroadcaster``
+    with shared random parameters) gives the same clips up to rounding but
+    sums in float64 frame by frame, far slower (``benchmarks/
+    bench_data_path.py`` measures both).
+
+    Required keys: ``imgs`` (list of ``(H, W, 3)`` uint8 RGB frames).
+    Modified keys: ``imgs``.
+
+    Args:
+        prob: Probability of converting the clip.
+    """
+
+    def __init__(self, prob: float = 0.2) -> None:
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(
+                f'VideoRandomGrayscale: prob must be in [0, 1], got {prob!r}.')
+        self.prob = prob
+
+    def transform(self, results: Dict) -> Dict:
+        if np.random.rand() < self.prob:
+            clip = np.stack(results['imgs'])
+            rows = clip.reshape(-1, clip.shape[-2], 3)
+            grey = cv2.cvtColor(cv2.cvtColor(rows, cv2.COLOR_RGB2GRAY),
+                                cv2.COLOR_GRAY2RGB)
+            results['imgs'] = list(grey.reshape(clip.shape))
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(prob={self.prob})'
