@@ -8,16 +8,23 @@ idempotent, and a no-op where the stack does not need it:
    (upstream issue #2714), so ``import mmaction.models`` fails. We stand in a
    module whose ``DRN`` raises a clear error when built.
 2. torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine 0.10.7
-   checkpoints carry ``HistoryBuffer`` objects and numpy scalars. We allow
-   exactly those types with ``torch.serialization.add_safe_globals`` instead
-   of turning weights-only loading off, so a checkpoint that pickles an
-   arbitrary callable is still refused.
+   checkpoints carry ``HistoryBuffer`` objects (whose statistics methods
+   pickle as ``getattr(HistoryBuffer, 'min')``) and numpy scalars. We allow
+   exactly those types, and a ``getattr`` that serves only those lookups,
+   with ``torch.serialization.add_safe_globals`` instead of turning
+   weights-only loading off, so a checkpoint that pickles an arbitrary
+   callable is still refused.
 3. mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device``, which
    raises on a CPU-only build. Where CUDA is absent we initialise the process
-   group with gloo instead; on GPU machines nothing changes.
+   group with gloo instead; on GPU machines nothing changes. The Runner then
+   wraps the model in ``MMDistributedDataParallel`` with
+   ``device_ids=[LOCAL_RANK]``, which torch refuses for a CPU model; we drop
+   the device ids for models whose parameters are all on the CPU.
 """
+import functools
 import importlib.util
 import os
+import pickle
 import sys
 import types
 from typing import List
@@ -66,13 +73,42 @@ def _stand_in_drn() -> None:
     MODELS.register_module(name='DRN', module=DRN, force=True)
 
 
-def checkpoint_safe_globals() -> List[object]:
-    """Types an MMEngine checkpoint needs beyond torch's weights-only set."""
+def _history_buffer_getattr(owner: object, name: str) -> object:
+    """``getattr`` restricted to what ``HistoryBuffer`` pickles need.
+
+    A ``HistoryBuffer`` pickles its statistics methods, e.g.
+    ``HistoryBuffer.min``, as ``getattr(HistoryBuffer, 'min')``. Allowing the
+    builtin itself would let a checkpoint walk from any allowed object to
+    ``os.system``, so only those lookups are served.
+    """
     from mmengine.logging import HistoryBuffer
 
+    # The defaults are registered only when a first buffer is created.
+    statistics = {'min', 'max', 'current', 'mean'}
+    statistics.update(HistoryBuffer._statistics_methods)
+    if (owner is HistoryBuffer and isinstance(name, str)
+            and not name.startswith('_') and name in statistics):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'mmbodvcl refused getattr({owner!r}, {name!r}) while loading a '
+        'checkpoint with weights_only=True: only HistoryBuffer statistics '
+        'methods (min, max, current, mean, ...) may be looked up.')
+
+
+def checkpoint_safe_globals() -> List[object]:
+    """Globals an MMEngine checkpoint needs beyond torch's weights-only set.
+
+    Entries are objects or ``(object, 'module.name')`` pairs, as
+    ``torch.serialization.add_safe_globals`` takes them.
+    """
+    from mmengine.logging import HistoryBuffer
+
+    safe: List[object] = [
+        HistoryBuffer, np.ndarray, np.dtype,
+        (_history_buffer_getattr, 'builtins.getattr')
+    ]
     # numpy moved its internals to ``numpy._core`` in 2.0; pickles name
     # whichever module wrote them, so allow both spellings that exist.
-    safe: List[object] = [HistoryBuffer, np.ndarray, np.dtype]
     for core_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         try:
             core = importlib.import_module(core_name)
@@ -126,6 +162,26 @@ def _allow_cpu_distributed_launch() -> None:
     dist_utils._init_dist_pytorch = _init_dist_pytorch_cpu_aware
 
 
+def _wrap_cpu_models_without_device_ids() -> None:
+    from mmengine.model import MMDistributedDataParallel
+    original_init = MMDistributedDataParallel.__init__
+    if getattr(original_init, '_mmbodvcl_cpu_aware', False):
+        return
+
+    @functools.wraps(original_init)
+    def init_cpu_aware(self, module: torch.nn.Module, *args,
+                       **kwargs) -> None:
+        # torch's DDP raises for device ids on a CPU module; the Runner
+        # passes them unconditionally. GPU models keep theirs.
+        if all(p.device.type == 'cpu' for p in module.parameters()):
+            kwargs.pop('device_ids', None)
+            kwargs.pop('output_device', None)
+        original_init(self, module, *args, **kwargs)
+
+    init_cpu_aware._mmbodvcl_cpu_aware = True
+    MMDistributedDataParallel.__init__ = init_cpu_aware
+
+
 def apply() -> None:
     """Apply every fix once; later calls do nothing."""
     global _APPLIED
@@ -134,4 +190,5 @@ def apply() -> None:
     _stand_in_drn()
     _allow_mmengine_checkpoints()
     _allow_cpu_distributed_launch()
+    _wrap_cpu_models_without_device_ids()
     _APPLIED = True
