@@ -1,2 +1,3 @@
 from . import transforms  # noqa: F401
 from .video_dataset import MultiViewVideoDataset  # noqa: F401
+from .synthetic import SyntheticVideoDataset  # noqa: F401
