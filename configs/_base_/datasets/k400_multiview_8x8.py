@@ -26,19 +26,7 @@ per_view_transforms = [
                 hue=0.15)
         ],
         prob=0.8),
-    # one grayscale draw per clip, applied to each of its frames
-    dict(
-        type='TransformBroadcaster',
-        mapping=dict(img='imgs'),
-        auto_remap=True,
-        share_random_params=True,
-        transforms=[
-            dict(
-                type='RandomGrayscale',
-                prob=0.2,
-                keep_channels=True,
-                channel_weights=(0.299, 0.587, 0.114))
-        ]),
+    dict(type='VideoRandomGrayscale', prob=0.2),  # one draw per clip
 ]
 train_pipeline = [
     dict(type='MultiViewDecordInit'),

@@ -1,0 +1,197 @@
+"""Temporal distinctiveness of per-frame features (paper Fig. 11).
+
+For each video, one centre clip goes through the backbone; the features are
+averaged over space with time kept, giving ``h_1 .. h_T``. The tool writes
+
+* ``similarity_matrices.csv`` (video, i, j, cosine similarity of h_i, h_j),
+* ``similarity_by_lag.csv``: per lag k, the mean / std over videos of each
+  video's mean k-th super-diagonal, and the number of videos,
+* ``per_video_similarity_by_lag.csv`` (video, lag_0 .. lag_{T-1}),
+* ``similarity_matrix_mean.png`` (average over videos),
+  ``similarity_matrix_<video>.png`` for the first ``--num-examples`` videos,
+  ``similarity_by_lag.png`` (Fig. 11 b).
+
+Example::
+
+    python tools/analysis/temporal_distinctiveness.py \\
+        configs/bodvcl/vsimclr_slowr50_k400.py work_dirs/vsimclr/epoch_200.pth \\
+        data/ucf101/ucf101_val_split_1_videos.txt \\
+        --data-root data/ucf101/videos --out-dir work_dirs/fig11
+"""
+import argparse
+import csv
+import os
+import os.path as osp
+import sys
+from typing import List, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from analysis_utils import (add_common_args, build_clip_pipeline,  # noqa
+                            build_normaliser, clip_tensor, load_config,
+                            load_model, per_frame_features, read_video_list,
+                            short_name)
+
+
+def cosine_similarity_matrix(features: Tensor) -> Tensor:
+    """Paper eq. 26 for every pair of frames.
+
+    Args:
+        features: ``(C, T)`` per-frame features of one clip.
+
+    Returns:
+        ``(T, T)`` cosine similarities, in fp32.
+
+    Raises:
+        ValueError: if a frame's feature is all zeros (cosine undefined).
+    """
+    features = features.float()
+    norms = features.norm(dim=0)
+    if bool((norms == 0).any()):
+        frames = (norms == 0).nonzero().flatten().tolist()
+        raise ValueError(f'frames {frames} have an all-zero feature; their '
+                         'cosine similarity is undefined')
+    unit = features / norms
+    return unit.t() @ unit
+
+
+def similarity_by_lag(similarity: Tensor) -> Tensor:
+    """Mean of the k-th super-diagonal for k = 0 .. T-1.
+
+    Args:
+        similarity: ``(T, T)``.
+
+    Returns:
+        ``(T,)``; entry 0 is the diagonal (1 for cosine similarities).
+    """
+    num_frames = similarity.shape[0]
+    return torch.stack([
+        similarity.diagonal(offset=lag).mean() for lag in range(num_frames)
+    ])
+
+
+def plot_matrix(similarity: Tensor, title: str, path: str) -> None:
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    image = ax.imshow(similarity.numpy(), cmap='viridis', vmin=-1, vmax=1)
+    ax.set_xlabel('frame j')
+    ax.set_ylabel('frame i')
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label='cosine similarity')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_lags(mean: Tensor, std: Tensor, num_videos: int, path: str) -> None:
+    lags = list(range(len(mean)))
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    ax.plot(lags, mean.numpy(), marker='o')
+    ax.fill_between(lags, (mean - std).numpy(), (mean + std).numpy(),
+                    alpha=0.25)
+    ax.set_xlabel('temporal lag k')
+    ax.set_ylabel('mean cosine similarity')
+    ax.set_title(f'similarity by lag over {num_videos} videos', fontsize=9)
+    ax.set_xticks(lags)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_common_args(parser)
+    parser.add_argument('video_list',
+                        help='VideoDataset annotation file or list of paths')
+    parser.add_argument('--data-root', default='',
+                        help='folder the paths of the list are relative to')
+    parser.add_argument('--num-examples', type=int, default=4,
+                        help='per-video matrices drawn as PNG')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[str]:
+    """Run the tool; returns the paths it wrote."""
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    videos = read_video_list(args.video_list, args.data_root)
+    model = load_model(cfg, args.checkpoint, args.device)
+    normaliser = build_normaliser(cfg)
+    pipeline = build_clip_pipeline(args.clip_len, args.frame_interval,
+                                   args.short_side, args.crop_size)
+    os.makedirs(args.out_dir, exist_ok=True)
+    written = []
+
+    matrices, lag_curves, names = [], [], []
+    with torch.no_grad():
+        for path in videos:
+            clip = clip_tensor(path, pipeline, normaliser, args.device)
+            features = per_frame_features(model.backbone, clip)[0].cpu()
+            try:
+                similarity = cosine_similarity_matrix(features)
+            except ValueError as error:
+                raise ValueError(f'video {path!r}: {error}') from error
+            matrices.append(similarity)
+            lag_curves.append(similarity_by_lag(similarity))
+            names.append(path)
+    if len({m.shape[0] for m in matrices}) != 1:
+        raise ValueError('videos gave different numbers of feature frames: '
+                         f'{sorted({m.shape[0] for m in matrices})}')
+
+    matrix_csv = osp.join(args.out_dir, 'similarity_matrices.csv')
+    with open(matrix_csv, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['video', 'i', 'j', 'similarity'])
+        for name, similarity in zip(names, matrices):
+            for i, row in enumerate(similarity.tolist()):
+                for j, value in enumerate(row):
+                    writer.writerow([name, i, j, f'{value:.6f}'])
+    written.append(matrix_csv)
+
+    curves = torch.stack(lag_curves)  # (num_videos, T)
+    mean = curves.mean(dim=0)
+    std = curves.std(dim=0, unbiased=False)
+    lag_csv = osp.join(args.out_dir, 'similarity_by_lag.csv')
+    with open(lag_csv, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['lag', 'mean', 'std', 'num_videos'])
+        for lag, (m, s) in enumerate(zip(mean.tolist(), std.tolist())):
+            writer.writerow([lag, f'{m:.6f}', f'{s:.6f}', len(names)])
+    written.append(lag_csv)
+
+    per_video_csv = osp.join(args.out_dir, 'per_video_similarity_by_lag.csv')
+    with open(per_video_csv, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['video'] + [f'lag_{k}' for k in range(len(mean))])
+        for name, curve in zip(names, curves.tolist()):
+            writer.writerow([name] + [f'{v:.6f}' for v in curve])
+    written.append(per_video_csv)
+
+    mean_png = osp.join(args.out_dir, 'similarity_matrix_mean.png')
+    plot_matrix(torch.stack(matrices).mean(dim=0),
+                f'mean over {len(names)} videos', mean_png)
+    written.append(mean_png)
+    for index, (name, similarity) in enumerate(
+            zip(names[:args.num_examples], matrices)):
+        png = osp.join(args.out_dir,
+                       f'similarity_matrix_{index:03d}_{short_name(name)}.png')
+        plot_matrix(similarity, osp.basename(name), png)
+        written.append(png)
+    lag_png = osp.join(args.out_dir, 'similarity_by_lag.png')
+    plot_lags(mean, std, len(names), lag_png)
+    written.append(lag_png)
+
+    print(f'temporal distinctiveness of {len(names)} videos:')
+    for lag, (m, s) in enumerate(zip(mean.tolist(), std.tolist())):
+        print(f'  lag {lag}: {m:.4f} +- {s:.4f}')
+    print(f'wrote {len(written)} files to {args.out_dir}')
+    return written
+
+
+if __name__ == '__main__':
+    main()
