@@ -1,0 +1,11 @@
+from .base import BaseVCL
+from .momentum import CosineMomentumEncoder, MomentumVCL
+from .vbyol import VBYOL
+from .vmoco import VMoCo
+from .vsimclr import VSimCLR
+from .vswav import VSwAV
+
+__all__ = [
+    'BaseVCL', 'CosineMomentumEncoder', 'MomentumVCL', 'VBYOL', 'VMoCo',
+    'VSimCLR', 'VSwAV'
+]

@@ -1,0 +1,375 @@
+"""The four V-CL algorithms, plain and BOD-VCL, trained by MMEngine's Runner
+on generated videos through the real multi-view data path."""
+import copy
+import os.path as osp
+from typing import Dict, List
+
+import pytest
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+import mmbodvcl  # noqa: F401  (registration)
+from mmaction.registry import MODELS
+from mmbodvcl.datasets.transforms import multiview_pretrain_pipeline
+from mmbodvcl.models.algorithms import CosineMomentumEncoder
+from mmbodvcl.testing import make_video_dataset
+
+MEAN = (123.675, 116.28, 103.53)
+STD = (58.395, 57.12, 57.375)
+CLIP_LEN, SIZE, BATCH = 4, 32, 4
+MAX_ITERS = 16
+EMBED = 16
+BACKBONE = dict(
+    type='ResNet3dSlowOnly',
+    depth=18,
+    base_channels=8,
+    pretrained=None,
+    pretrained2d=False,
+    norm_eval=False)
+BACKBONE_OUT = 64  # 8 * 2**3, BasicBlock3d
+
+HEADS = {
+    'VSimCLR':
+    dict(
+        type='MultiViewContrastiveHead',
+        loss=dict(type='MultiViewInfoNCELoss', temperature=0.1)),
+    'VMoCo':
+    dict(
+        type='MoCoQueueHead',
+        embed_dim=EMBED,
+        queue_len=64,
+        loss=dict(type='QueueInfoNCELoss', temperature=0.1)),
+    'VBYOL':
+    dict(
+        type='BYOLPredictionHead',
+        in_channels=EMBED,
+        hidden_channels=32,
+        out_channels=EMBED),
+    'VSwAV':
+    dict(
+        type='SwAVPrototypeHead',
+        embed_dim=EMBED,
+        num_prototypes=8,
+        freeze_prototypes_iters=2,
+        loss=dict(type='SwAVLoss', temperature=0.1, epsilon=0.05,
+                  sinkhorn_iters=3)),
+}
+LEARNING_RATES = {'VSimCLR': 0.05, 'VMoCo': 0.05, 'VBYOL': 0.05,
+                  'VSwAV': 0.05}
+
+
+def model_cfg(algorithm: str, decouple: bool, **kwargs) -> Dict:
+    neck = dict(
+        type='KoopmanNeck',
+        in_channels=BACKBONE_OUT,
+        hid_channels=32,
+        out_channels=EMBED,
+        num_layers=2 if algorithm == 'VBYOL' else 3)
+    cfg = dict(
+        type=algorithm,
+        backbone=copy.deepcopy(BACKBONE),
+        neck=neck,
+        head=copy.deepcopy(HEADS[algorithm]),
+        decouple=decouple,
+        data_preprocessor=dict(
+            type='MultiViewDataPreprocessor', mean=MEAN, std=STD))
+    cfg.update(kwargs)
+    return cfg
+
+
+class LossRecorder(Hook):
+    """Keeps the log variables of every training iteration."""
+
+    def __init__(self) -> None:
+        self.history: List[Dict[str, float]] = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        self.history.append({k: float(v) for k, v in outputs.items()})
+
+
+@pytest.fixture(autouse=True)
+def mmaction_scope():
+    init_default_scope('mmaction')
+
+
+@pytest.fixture(scope='module')
+def video_root(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp('videos'))
+    make_video_dataset(root, num_videos=BATCH, num_frames=24, size=(48, 64))
+    return root
+
+
+def train(algorithm: str, decouple: bool, video_root: str, work_dir: str,
+          max_iters: int = MAX_ITERS, optim_wrapper: Dict = None,
+          **model_kwargs):
+    """Train with MMEngine's Runner; returns the runner and the recorder."""
+    recorder = LossRecorder()
+    runner = Runner(
+        model=model_cfg(algorithm, decouple, **model_kwargs),
+        work_dir=work_dir,
+        train_dataloader=dict(
+            batch_size=BATCH,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            drop_last=True,
+            dataset=dict(
+                type='MultiViewVideoDataset',
+                ann_file=osp.join(video_root, 'ann.txt'),
+                data_prefix=dict(video=video_root),
+                pipeline=multiview_pretrain_pipeline(
+                    num_views=2, clip_len=CLIP_LEN, frame_interval=2,
+                    size=SIZE))),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
+        optim_wrapper=optim_wrapper or dict(
+            optimizer=dict(
+                type='SGD', lr=LEARNING_RATES[algorithm], momentum=0.9,
+                weight_decay=1e-4)),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=max_iters),
+            checkpoint=dict(type='CheckpointHook', interval=max_iters,
+                            by_epoch=False)),
+        custom_hooks=[recorder],
+        randomness=dict(seed=0),
+        default_scope='mmaction',
+        log_level='WARNING')
+    runner.train()
+    return runner, recorder.history
+
+
+@pytest.mark.parametrize('decouple', [False, True],
+                         ids=['baseline', 'bodvcl'])
+@pytest.mark.parametrize('algorithm', ['VSimCLR', 'VMoCo', 'VBYOL', 'VSwAV'])
+def test_trains_in_runner_and_checkpoint_loads_into_recognizer(
+        algorithm, decouple, video_root, tmp_path):
+    runner, history = train(algorithm, decouple, video_root, str(tmp_path))
+    parts = ('static', 'dynamic') if decouple else ('unified', )
+    assert len(history) == MAX_ITERS
+    for entry in history:
+        for part in parts:
+            assert torch.isfinite(torch.tensor(entry[f'loss_{part}']))
+    totals = [entry['loss'] for entry in history]
+    first, last = sum(totals[:4]) / 4, sum(totals[-4:]) / 4
+    print(f'{algorithm} decouple={decouple}: loss first 4 {first:.4f}, '
+          f'last 4 {last:.4f}')
+    assert last < first, (algorithm, decouple, totals)
+    if decouple:
+        modes = [e['num_static_modes'] + e['num_dynamic_modes']
+                 for e in history]
+        assert all(m == CLIP_LEN - 1 for m in modes)  # r = T - 1 modes
+
+    model = runner.model
+    if hasattr(model, 'target_net'):
+        assert all(not p.requires_grad for p in model.target_net.parameters())
+        assert int(model.target_net.steps) == MAX_ITERS
+        online = dict(model.backbone.named_parameters())
+        target = dict(model.target_net.module[0].named_parameters())
+        assert any(not torch.equal(online[k], target[k]) for k in online)
+
+    checkpoint = torch.load(
+        osp.join(str(tmp_path), f'iter_{MAX_ITERS}.pth'), map_location='cpu')
+    state = checkpoint['state_dict']
+    if algorithm == 'VMoCo':
+        for part in parts:  # one queue per part, checkpointed
+            assert f'heads.{part}.queue' in state
+        assert 'target_net.steps' in state
+    assert not any(k.startswith('backbone.') and 'target' in k for k in state)
+    recognizer = MODELS.build(
+        dict(
+            type='Recognizer3D',
+            backbone=copy.deepcopy(BACKBONE),
+            cls_head=dict(
+                type='I3DHead', num_classes=2, in_channels=BACKBONE_OUT),
+            data_preprocessor=dict(
+                type='ActionDataPreprocessor', mean=MEAN, std=STD,
+                format_shape='NCTHW')))
+    missing, _ = recognizer.load_state_dict(state, strict=False)
+    assert not [k for k in missing if k.startswith('backbone.')]
+    backbone_state = {
+        k[len('backbone.'):]: v
+        for k, v in state.items() if k.startswith('backbone.')
+    }
+    recognizer.backbone.load_state_dict(backbone_state, strict=True)
+    for name, value in recognizer.backbone.state_dict().items():
+        assert torch.equal(value, model.backbone.state_dict()[name])
+
+
+def test_bilevel_optim_wrapper_drives_lower_and_upper_levels(
+        video_root, tmp_path):
+    """``train_step`` hands over to ``BiLevelOptimWrapper.bilevel_step``; the
+    momentum encoder still follows after each step."""
+    runner, history = train(
+        'VMoCo', True, video_root, str(tmp_path), max_iters=3,
+        optim_wrapper=dict(
+            type='BiLevelOptimWrapper',
+            optimizer=dict(type='SGD', lr=0.05, momentum=0.9),
+            hypergrad=dict(type='aid_fd')))
+    assert len(history) == 3
+    for entry in history:
+        for key in ('loss_pred', 'loss_static', 'loss_dynamic'):
+            assert torch.isfinite(torch.tensor(entry[key])), key
+    assert int(runner.model.target_net.steps) == 3
+
+
+def tiny_model(algorithm: str = 'VSimCLR', decouple: bool = True, **kwargs):
+    model = MODELS.build(model_cfg(algorithm, decouple, **kwargs))
+    model.init_weights()
+    return model
+
+
+def clips(num_views: int = 2, batch: int = 3) -> List[torch.Tensor]:
+    torch.manual_seed(0)
+    return [torch.randn(batch, 3, CLIP_LEN, SIZE, SIZE)
+            for _ in range(num_views)]
+
+
+def test_loss_entries_follow_the_ablation_switches():
+    views = clips()
+    expected = {
+        (False, False): {'loss_unified'},
+        (False, True): {'loss_unified', 'loss_pred'},  # + L_pred
+        (True, False): {'loss_static', 'loss_dynamic'},
+        (True, True): {'loss_static', 'loss_dynamic', 'loss_pred'},
+    }
+    for (decouple, with_pred), loss_keys in expected.items():
+        model = tiny_model(decouple=decouple, with_pred_loss=with_pred)
+        losses = model(views, mode='loss')
+        assert {k for k in losses if 'loss' in k} == loss_keys
+        assert all(torch.isfinite(v).all() for v in losses.values())
+        if decouple:
+            assert losses['num_static_modes'] + losses[
+                'num_dynamic_modes'] == CLIP_LEN - 1
+        assert set(model.loss_lower(views)) >= {'loss_pred'}
+        assert not any('pred' in k for k in model.loss_upper(views))
+
+
+def test_decoupled_heads_are_separate():
+    model = tiny_model('VMoCo', decouple=True, total_iters=10)
+    assert set(model.heads) == {'static', 'dynamic'}
+    assert model.heads.static.queue.data_ptr() != (
+        model.heads.dynamic.queue.data_ptr())
+    before = model.heads.static.queue.clone()
+    model(clips(), mode='loss')
+    assert not torch.equal(before, model.heads.static.queue)
+    assert int(model.heads.static.queue_ptr) == 2 * 3  # V * N keys
+    swav = tiny_model('VSwAV', decouple=True)
+    assert swav.heads.static.prototypes.weight is not (
+        swav.heads.dynamic.prototypes.weight)
+
+
+def test_momentum_encoder_is_outside_backbone_and_frozen():
+    model = tiny_model('VBYOL', decouple=False, total_iters=10)
+    for name, param in model.named_parameters():
+        if name.startswith('target_net.'):
+            assert not param.requires_grad, name
+    assert not any(
+        k.startswith('backbone.') and 'target' in k
+        for k in model.state_dict())
+    # init_weights leaves the copy equal to the initialised online encoder.
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(value,
+                           model.target_net.module[0].state_dict()[name])
+
+
+def test_cosine_momentum_schedule_and_resume_state():
+    online = torch.nn.Linear(2, 2)
+    ema = CosineMomentumEncoder(online, base_momentum=0.99, total_iters=10)
+    assert ema.current_momentum(0) == pytest.approx(0.99)
+    assert ema.current_momentum(5) == pytest.approx(0.995)
+    assert ema.current_momentum(10) == pytest.approx(1.0)
+    assert ema.current_momentum(20) == pytest.approx(1.0)
+    ema.update_parameters(online)  # the first update copies
+    with torch.no_grad():
+        online.weight.add_(1.0)
+    old = ema.module.weight.clone()
+    ema.update_parameters(online)
+    gamma = ema.current_momentum(1)
+    assert torch.allclose(ema.module.weight,
+                          gamma * old + (1 - gamma) * online.weight)
+    state = ema.state_dict()
+    assert int(state['steps']) == 2
+    resumed = CosineMomentumEncoder(
+        torch.nn.Linear(2, 2), base_momentum=0.99, total_iters=10)
+    resumed.load_state_dict(state)
+    assert int(resumed.steps) == 2
+    with pytest.raises(ValueError, match='base_momentum'):
+        CosineMomentumEncoder(online, base_momentum=1.0)
+
+
+def test_cosine_momentum_needs_a_length():
+    from mmengine.logging import MessageHub
+    MessageHub.get_instance('test-no-max-iters')  # a hub without max_iters
+    ema = CosineMomentumEncoder(torch.nn.Linear(2, 2), base_momentum=0.99)
+    with pytest.raises(RuntimeError, match='total_iters'):
+        ema.current_momentum(1)
+
+
+def test_swav_prototypes_frozen_then_trained_and_normalised():
+    head = MODELS.build(dict(HEADS['VSwAV'], freeze_prototypes_iters=1))
+    embeddings = torch.randn(2, 6, EMBED, requires_grad=True)
+    head.loss(embeddings).backward()
+    assert head.prototypes.weight.grad is None  # frozen in step 0
+    assert embeddings.grad is not None
+    with torch.no_grad():
+        head.prototypes.weight.mul_(3.0)
+    head.after_optim_step()
+    assert torch.allclose(head.prototypes.weight.norm(dim=1),
+                          torch.ones(8), atol=1e-6)
+    head.loss(embeddings).backward()
+    assert head.prototypes.weight.grad is not None
+    assert torch.isfinite(head.prototypes.weight.grad).all()
+
+
+def test_moco_queue_wraps_and_refuses_oversized_batches():
+    head = MODELS.build(dict(HEADS['VMoCo'], embed_dim=4, queue_len=6))
+    first, second = torch.randn(2, 2, 2, 4)  # each (V=2, N=2, D=4)
+    head.enqueue(first)  # rows 0-3
+    head.enqueue(second)  # rows 4, 5, then 0, 1
+    assert int(head.queue_ptr) == 2
+
+    def rows(keys):  # the (V, N, D) keys in queue order, normalised
+        return torch.nn.functional.normalize(keys.reshape(4, 4), dim=1)
+
+    expected = torch.cat([rows(second)[2:], rows(first)[2:],
+                          rows(second)[:2]])
+    assert torch.allclose(head.queue, expected)
+    with pytest.raises(ValueError, match='queue_len'):
+        head.enqueue(torch.randn(2, 4, 4))
+    with pytest.raises(ValueError, match=r'\(V, N, 4\)'):
+        head.loss(torch.randn(2, 2, 5), torch.randn(2, 2, 5))
+
+
+def test_strict_lower_level_is_temporally_local():
+    views = clips()
+    grads = {}
+    for strict in (False, True):
+        model = tiny_model(strict_lower=strict)
+        torch.manual_seed(1)
+        loss = model.loss_lower(views)['loss_pred']
+        assert torch.isfinite(loss)
+        loss.backward()
+        # layer3 has temporal kernels of size 3 (ResNet3dSlowOnly inflate).
+        weight = model.backbone.layer3[0].conv1.conv.weight
+        assert weight.shape[2] == 3
+        grads[strict] = weight.grad
+    assert grads[True][:, :, [0, 2]].abs().max() == 0
+    assert grads[False][:, :, [0, 2]].abs().max() > 0
+    assert grads[True][:, :, 1].abs().max() > 0
+
+
+def test_modes_and_bad_inputs():
+    model = tiny_model()
+    views = clips()
+    feats = model(views[0], mode='tensor')
+    assert feats.shape[:3] == (3, BACKBONE_OUT, CLIP_LEN)
+    assert len(model(views, mode='tensor')) == 2
+    with pytest.raises(NotImplementedError, match='downstream'):
+        model(views, mode='predict')
+    with pytest.raises(TypeError, match='list of views'):
+        model(views[0], mode='loss')
+    with pytest.raises(ValueError, match='>= 2 views'):
+        model(views[:1], mode='loss')
+    with pytest.raises(ValueError, match='share one'):
+        model([views[0], views[1][:2]], mode='loss')
