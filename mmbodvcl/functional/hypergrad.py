@@ -297,7 +297,7 @@ def _neumann(hvp: Callable[[List[Tensor]], List[Tensor]],
 def _conjugate_gradient(hvp: Callable[[List[Tensor]], List[Tensor]],
                         upper_grad: List[Tensor], lower_lr: float,
                         iterations: int, tol: float) -> List[Tensor]:
-    """Solve ``(I + gamma H) x = v`` by CG from ``x = v``.
+    """Solve ``(I + gamma H) x = v`` by CG from ``x = 0`` (as betty-ml).
 
     Needs ``I + gamma H`` positive definite (``gamma |H| < 1`` suffices for
     an indefinite ``H``). The scalar recurrences run in float64.
@@ -306,8 +306,8 @@ def _conjugate_gradient(hvp: Callable[[List[Tensor]], List[Tensor]],
     def operator(vec: List[Tensor]) -> List[Tensor]:
         return [x + lower_lr * h for x, h in zip(vec, hvp(vec))]
 
-    x = list(upper_grad)
-    residual = [v - a for v, a in zip(upper_grad, operator(x))]
+    x = [torch.zeros_like(v) for v in upper_grad]
+    residual = list(upper_grad)
     direction = list(residual)
     rr = _dot(residual, residual)
     for _ in range(iterations):

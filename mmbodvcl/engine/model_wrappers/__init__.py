@@ -1,0 +1,3 @@
+from .bilevel_ddp import BiLevelDistributedDataParallel
+
+__all__ = ['BiLevelDistributedDataParallel']
