@@ -239,6 +239,32 @@ def test_native_backward_fails_where_safe_does_not():
     assert not torch.isfinite(grad).all()
 
 
+def test_nearly_defective_dynamic_cluster_keeps_gradients_bounded():
+    """Every frame twice: the least-squares K maps z_k to (z_k + z_k+1)/2,
+    so A~ has a nearly defective triple eigenvalue 0.5. The divided
+    differences inside the dynamic group are 0, so the gradient stays of the
+    order of the features, whereas eig's own backward divides by the tiny
+    gaps (or refuses, calling the loss phase-dependent)."""
+    torch.manual_seed(0)
+    z = torch.randn(8, 32, 4).repeat_interleave(2, -1).requires_grad_()
+    weights = torch.randn(8, 32)
+
+    def gradient(mode):
+        result = kp.koopman_split(z, spectral_grad=mode)
+        loss = (result.static * weights).sum() + (
+            result.dynamic * weights.flip(-1)).sum()
+        return torch.autograd.grad(loss, z)[0]
+
+    safe = gradient('safe').abs().max()
+    assert safe < 1e3
+    try:
+        native = gradient('native').nan_to_num(float('inf')).abs().max()
+    except RuntimeError as error:
+        assert 'linalg_eig_backward' in str(error)
+    else:
+        assert native > 1e3 * safe
+
+
 @pytest.mark.parametrize('estimator', kp.ESTIMATORS)
 def test_prediction_loss_is_finite_on_degenerate_input(estimator):
     for name, z in _degenerate_batches():

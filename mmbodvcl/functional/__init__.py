@@ -8,5 +8,6 @@ from .koopman import (ESTIMATORS, SPECTRAL_GRADS, SPLITS,  # noqa: F401
                       KoopmanPredictionLoss, KoopmanSplit, ReducedDMD,
                       apply_static_operator, check_features, check_options,
                       full_koopman_split, koopman_prediction_loss,
-                      koopman_split, reduced_dmd)
+                      koopman_split, reduced_dmd,
+                      reduced_static_operator)
 from .strict_temporal import temporally_local  # noqa: F401

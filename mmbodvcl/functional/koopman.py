@@ -13,8 +13,8 @@ exact DMD, Tu et al. 2014):
 
 * thin SVD of ``X`` through the Gram matrix ``X^T X = V S^2 V^T`` (method of
   snapshots), singular values below ``rank_tol * s_max`` truncated;
-* ``A~ = U^T Y V S^-1 = S^-1 V^T (X^T Y) V S^-1`` (``r x r``), whose eigenvalues
-  are the nonzero eigenvalues of ``K``; ``A~ = W Lambda W^-1``;
+* ``A~ = U^T Y V S^-1 = S^-1 V^T (X^T Y) V S^-1`` (``r x r``), whose
+  eigenvalues are the nonzero eigenvalues of ``K``; ``A~ = W Lambda W^-1``;
 * exact DMD modes ``Phi = Y V S^-1 W`` (``K Phi = Phi Lambda``) and left
   eigenvectors ``Psi^H = Lambda^-1 W^-1 U^T`` (``Psi^H Phi = I``);
 * static projector ``T_A = Phi diag(mask / lambda) W^-1 U^T`` with
@@ -89,16 +89,14 @@ class ReducedDMD:
         prev: ``(B, M, T-1)`` X.
         next: ``(B, M, T-1)`` Y.
         right_basis: ``(B, T-1, r)`` V S^-1 (truncated columns are zero), so
-            ``U = X V S^-1`` and ``A~ = (V S^-1)^T X^T Y (V S^-1)``.
-        eigvals: ``(B, r)`` complex eigenvalues of ``A~``.
-        eigvecs: ``(B, r, r)`` complex eigenvectors ``W`` of ``A~``.
+            ``U = X V S^-1``.
+        reduced: ``(B, r, r)`` A~ = (V S^-1)^T X^T Y (V S^-1).
         rank: ``(B,)`` number of singular values kept.
     """
     prev: Tensor
     next: Tensor
     right_basis: Tensor
-    eigvals: Tensor
-    eigvecs: Tensor
+    reduced: Tensor
     rank: Tensor
 
 
@@ -107,9 +105,11 @@ def _broadened_inverse(gap: Tensor, eps: Tensor) -> Tensor:
     return gap / (gap.abs().square() + eps.square())
 
 
-def _spectral_eps(eigvals: Tensor, spectral_eps: float) -> Tensor:
-    """Broadening per matrix, relative to its spectral radius: ``(B, 1, 1)``."""
-    scale = eigvals.abs().amax(dim=-1).clamp_min(1.0)
+def _spectral_eps(eigvals: Tensor, spectral_eps: float,
+                  floor: float) -> Tensor:
+    """Broadening per matrix, relative to its spectral radius (at least
+    ``floor``): ``(B, 1, 1)``."""
+    scale = eigvals.abs().amax(dim=-1).clamp_min(floor)
     return (spectral_eps * scale)[..., None, None]
 
 
@@ -130,7 +130,8 @@ class _SafeEigh(torch.autograd.Function):
         inner = torch.zeros_like(eigvecs)
         if grad_eigvecs is not None:
             gap = eigvals.unsqueeze(-2) - eigvals.unsqueeze(-1)  # l_j - l_i
-            eps = _spectral_eps(eigvals, ctx.spectral_eps)
+            eps = _spectral_eps(eigvals, ctx.spectral_eps,
+                                _ABS_SQ_SINGULAR_FLOOR)
             inner = (eigvecs.mT @ grad_eigvecs) * _broadened_inverse(gap, eps)
         if grad_eigvals is not None:
             inner = inner + torch.diag_embed(grad_eigvals)
@@ -138,47 +139,85 @@ class _SafeEigh(torch.autograd.Function):
         return (grad + grad.mT) / 2, None
 
 
-class _SafeEig(torch.autograd.Function):
-    """``torch.linalg.eig`` of a real matrix whose backward bounds
-    ``1 / conj(l_j - l_i)``; otherwise PyTorch's formula (eigenvectors of
-    unit norm, loss invariant to their phase)."""
+def _spectral_weights(eigvals: Tensor, xi: float, split: str):
+    """``g(lambda)``, ``g'(lambda)`` and the static mask of the spectral
+    function behind ``T_A``: ``mask / lambda`` (projector) or ``mask``."""
+    mask = static_mask(eigvals, xi)
+    ones, zeros = torch.ones_like(eigvals), torch.zeros_like(eigvals)
+    if split == 'eigenvalue_weighted':
+        return mask.to(eigvals.dtype), zeros, mask
+    # static modes have |lambda| > 1 - xi > 0, so 1/lambda is bounded
+    inverse = torch.where(mask, 1 / torch.where(mask, eigvals, ones), zeros)
+    return inverse, -inverse.square(), mask
+
+
+class _StaticFunction(torch.autograd.Function):
+    """``F = W diag(g(lambda)) W^-1`` of a real ``A~ = W Lambda W^-1``.
+
+    The backward is that of a primary matrix function (Daleckii-Krein):
+    ``dF = W (G o (W^-1 dA W)) W^-1`` with divided differences
+    ``G_ij = (g_i - g_j) / (l_i - l_j)``. Within the static and within the
+    dynamic group they are known in closed form (``-1 / (l_i l_j)`` or 0), so
+    repeated or nearly defective eigenvalues inside a group (constant clips,
+    duplicated frames, the zero padding) cost nothing; only static-dynamic
+    pairs divide by a gap, broadened as ``d / (|d|^2 + eps^2)``.
+    """
 
     @staticmethod
-    def forward(ctx, matrix: Tensor, spectral_eps: float):
+    def forward(ctx, matrix: Tensor, xi: float, split: str,
+                spectral_eps: float):
         eigvals, eigvecs = torch.linalg.eig(matrix)
-        ctx.save_for_backward(eigvals, eigvecs)
+        values, derivatives, mask = _spectral_weights(eigvals, xi, split)
+        inverse = torch.linalg.inv(eigvecs)
+        result = ((eigvecs * values.unsqueeze(-2)) @ inverse).real
+        ctx.save_for_backward(eigvals, eigvecs, inverse, values,
+                              derivatives, mask)
         ctx.spectral_eps = spectral_eps
-        return eigvals, eigvecs
+        ctx.split = split
+        ctx.mark_non_differentiable(eigvals)
+        return result, eigvals
 
     @staticmethod
-    def backward(ctx, grad_eigvals: Optional[Tensor],
-                 grad_eigvecs: Optional[Tensor]):
-        eigvals, eigvecs = ctx.saved_tensors
-        inner = torch.zeros_like(eigvecs)
-        if grad_eigvecs is not None:
-            vh_gv = eigvecs.mH @ grad_eigvecs
-            real_diag = vh_gv.diagonal(dim1=-2, dim2=-1).real
-            inner = vh_gv - eigvecs.mH @ (eigvecs * real_diag.unsqueeze(-2))
-            gap = eigvals.unsqueeze(-2) - eigvals.unsqueeze(-1)  # l_j - l_i
-            eps = _spectral_eps(eigvals, ctx.spectral_eps)
-            inner = inner * _broadened_inverse(gap, eps)
-        diagonal = (grad_eigvals if grad_eigvals is not None else
-                    torch.zeros_like(eigvals))
-        inner = inner + torch.diag_embed(diagonal)
-        grad = torch.linalg.solve(eigvecs.mH, inner @ eigvecs.mH)
-        return grad.real, None
+    def backward(ctx, grad_result: Tensor, _grad_eigvals: Optional[Tensor]):
+        eigvals, eigvecs, inverse, values, derivatives, mask = (
+            ctx.saved_tensors)
+        gap = eigvals.unsqueeze(-1) - eigvals.unsqueeze(-2)  # l_i - l_j
+        # eigenvalues of A~ are scale-free: broaden relative to max(1, |l|)
+        eps = _spectral_eps(eigvals, ctx.spectral_eps, 1.0)
+        cross = (values.unsqueeze(-1) - values.unsqueeze(-2)) * (
+            gap.conj() / (gap.abs().square() + eps.square()))
+        both_static = mask.unsqueeze(-1) & mask.unsqueeze(-2)
+        within = torch.zeros_like(cross)
+        if ctx.split == 'projector':
+            within = -values.unsqueeze(-1) * values.unsqueeze(-2)
+        same_group = mask.unsqueeze(-1) == mask.unsqueeze(-2)
+        divided = torch.where(same_group,
+                              torch.where(both_static, within,
+                                          torch.zeros_like(cross)), cross)
+        divided = divided - torch.diag_embed(
+            divided.diagonal(dim1=-2, dim2=-1)) + torch.diag_embed(
+                derivatives)
+        grad = grad_result.to(eigvecs.dtype)
+        inner = divided.conj() * (eigvecs.mH @ grad @ inverse.mH)
+        return (inverse.mH @ inner @ eigvecs.mH).real, None, None, None
+
+
+def _static_function(reduced: Tensor, xi: float, split: str,
+                     spectral_grad: str, spectral_eps: float):
+    """``(F (B, r, r) real, eigvals (B, r))``; see :class:`_StaticFunction`.
+    """
+    if spectral_grad == 'safe':
+        return _StaticFunction.apply(reduced, xi, split, spectral_eps)
+    eigvals, eigvecs = torch.linalg.eig(reduced)
+    values, _, _ = _spectral_weights(eigvals, xi, split)
+    result = (eigvecs * values.unsqueeze(-2)) @ torch.linalg.inv(eigvecs)
+    return result.real, eigvals.detach()
 
 
 def _eigh(matrix: Tensor, spectral_grad: str, spectral_eps: float):
     if spectral_grad == 'safe':
         return _SafeEigh.apply(matrix, spectral_eps)
     return torch.linalg.eigh(matrix)
-
-
-def _eig(matrix: Tensor, spectral_grad: str, spectral_eps: float):
-    if spectral_grad == 'safe':
-        return _SafeEig.apply(matrix, spectral_eps)
-    return torch.linalg.eig(matrix)
 
 
 def check_features(z: Tensor, name: str = 'z') -> None:
@@ -200,10 +239,10 @@ def check_options(xi: float = 0.1,
                   split: str = 'projector',
                   estimator: str = 'cross_view',
                   nu: float = 1e-4,
-                  ridge: float = 1e-3,
+                  ridge: float = 1e-6,
                   rank_tol: float = 1e-4,
                   spectral_grad: str = 'safe',
-                  spectral_eps: float = 1e-6) -> None:
+                  spectral_eps: float = 1e-10) -> None:
     """Refuse bad hyper-parameters with a message naming the value."""
     if not 0 < xi < 1:
         raise ValueError(f'xi={xi!r}: the static threshold |lambda - 1| < xi '
@@ -254,7 +293,7 @@ def _pinv_gram(prev: Tensor, rank_tol: float, spectral_grad: str,
 def reduced_dmd(z: Tensor,
                 rank_tol: float = 1e-4,
                 spectral_grad: str = 'safe',
-                spectral_eps: float = 1e-6) -> ReducedDMD:
+                spectral_eps: float = 1e-10) -> ReducedDMD:
     """Exact DMD of each clip; never forms the ``M x M`` operator.
 
     Args:
@@ -275,8 +314,7 @@ def reduced_dmd(z: Tensor,
         right_basis, rank = _pinv_gram(prev, rank_tol, spectral_grad,
                                        spectral_eps)
         reduced = right_basis.mT @ (prev.mT @ nxt) @ right_basis
-        eigvals, eigvecs = _eig(reduced, spectral_grad, spectral_eps)
-    return ReducedDMD(prev, nxt, right_basis, eigvals, eigvecs, rank)
+    return ReducedDMD(prev, nxt, right_basis, reduced, rank)
 
 
 def static_mask(eigvals: Tensor, xi: float) -> Tensor:
@@ -284,39 +322,44 @@ def static_mask(eigvals: Tensor, xi: float) -> Tensor:
     return (eigvals - 1).abs() < xi
 
 
+def reduced_static_operator(dmd: ReducedDMD,
+                            xi: float = 0.1,
+                            split: str = 'projector',
+                            spectral_grad: str = 'safe',
+                            spectral_eps: float = 1e-10):
+    """``T_A`` of each clip in reduced coordinates, without forming it.
+
+    ``T_A = Y (V S^-1) F (V S^-1)^T X^T`` with ``F = W diag(g) W^-1``:
+
+    * ``projector``: ``g = mask / lambda``, i.e.
+      ``T_A = Phi diag(mask / lambda) W^-1 U^T`` (idempotent);
+    * ``eigenvalue_weighted``: ``g = mask``, i.e. ``Phi diag(mask) W^-1 U^T``
+      = ``Phi_full diag(mask * lambda) Phi_full^-1``, the official code's
+      form (not a projector; ``T_A + T_M = K``, not ``I``).
+
+    Returns:
+        ``F`` ``(B, r, r)`` float64 and the eigenvalues ``(B, r)`` of ``A~``.
+    """
+    return _static_function(dmd.reduced, xi, split, spectral_grad,
+                            spectral_eps)
+
+
+def _apply(dmd: ReducedDMD, operator: Tensor, vectors: Tensor) -> Tensor:
+    reduced = dmd.right_basis.mT @ (dmd.prev.mT @ _as_float64(vectors))
+    return dmd.next @ (dmd.right_basis @ (operator @ reduced))
+
+
 def apply_static_operator(dmd: ReducedDMD,
                           vectors: Tensor,
                           xi: float = 0.1,
-                          split: str = 'projector') -> Tensor:
-    """Apply ``T_A`` of each clip to vectors without forming it.
-
-    ``projector``: ``T_A = Phi diag(mask / lambda) W^-1 U^T`` (idempotent).
-    ``eigenvalue_weighted``: ``Phi diag(mask) W^-1 U^T`` =
-    ``Phi_full diag(mask * lambda) Phi_full^-1``, the official code's form
-    (not a projector; ``T_A + T_M = K``, not ``I``).
-
-    Args:
-        dmd: Fit of B clips.
-        vectors: ``(B, M, k)`` (any real dtype).
-        xi: Static threshold.
-        split: ``'projector'`` or ``'eigenvalue_weighted'``.
-
-    Returns:
-        ``(B, M, k)`` float64.
-    """
-    vectors = _as_float64(vectors)
-    mask = static_mask(dmd.eigvals, xi)
-    if split == 'projector':
-        # static modes have |lambda| > 1 - xi > 0, so 1/lambda is bounded
-        safe = torch.where(mask, dmd.eigvals, torch.ones_like(dmd.eigvals))
-        weights = torch.where(mask, 1 / safe, torch.zeros_like(safe))
-    else:
-        weights = mask.to(dmd.eigvals.dtype)
-    # U^T v = (V S^-1)^T X^T v, then W^-1, then Phi = Y (V S^-1) W
-    reduced = dmd.right_basis.mT @ (dmd.prev.mT @ vectors)
-    coords = torch.linalg.solve(dmd.eigvecs, reduced.to(dmd.eigvecs.dtype))
-    modes = dmd.eigvecs @ (weights.unsqueeze(-1) * coords)
-    return dmd.next @ (dmd.right_basis @ modes.real)
+                          split: str = 'projector',
+                          spectral_grad: str = 'safe',
+                          spectral_eps: float = 1e-10) -> Tensor:
+    """``T_A`` of each clip applied to ``vectors (B, M, k)``: ``(B, M, k)``
+    float64; see :func:`reduced_static_operator`."""
+    operator, _ = reduced_static_operator(dmd, xi, split, spectral_grad,
+                                          spectral_eps)
+    return _apply(dmd, operator, vectors)
 
 
 def koopman_split(z: Tensor,
@@ -324,7 +367,7 @@ def koopman_split(z: Tensor,
                   split: str = 'projector',
                   rank_tol: float = 1e-4,
                   spectral_grad: str = 'safe',
-                  spectral_eps: float = 1e-6) -> KoopmanSplit:
+                  spectral_eps: float = 1e-10) -> KoopmanSplit:
     """Split the temporal mean of each clip into static and dynamic parts.
 
     Args:
@@ -342,7 +385,10 @@ def koopman_split(z: Tensor,
     dmd = reduced_dmd(z, rank_tol, spectral_grad, spectral_eps)
     with torch.autocast(device_type=z.device.type, enabled=False):
         unified = _as_float64(z).mean(dim=-1, keepdim=True)
-        static = apply_static_operator(dmd, unified, xi, split)
+        operator, eigvals = reduced_static_operator(dmd, xi, split,
+                                                    spectral_grad,
+                                                    spectral_eps)
+        static = _apply(dmd, operator, unified)
         if split == 'projector':
             dynamic = unified - static
         else:
@@ -350,8 +396,8 @@ def koopman_split(z: Tensor,
             koopman_image = dmd.next @ (dmd.right_basis @ (
                 dmd.right_basis.mT @ (dmd.prev.mT @ unified)))
             dynamic = koopman_image - static
-    order = (dmd.eigvals - 1).abs().argsort(dim=-1)
-    eigvals = dmd.eigvals.gather(-1, order).detach()
+    order = (eigvals - 1).abs().argsort(dim=-1)
+    eigvals = eigvals.gather(-1, order)
     mask = static_mask(eigvals, xi)
     return KoopmanSplit(
         static=static.squeeze(-1).float(),
@@ -423,10 +469,10 @@ def _orthogonality(prev: Tensor, nxt: Tensor, coupling: Tensor) -> Tensor:
 def koopman_prediction_loss(views: Sequence[Tensor],
                             estimator: str = 'cross_view',
                             nu: float = 1e-4,
-                            ridge: float = 1e-3,
+                            ridge: float = 1e-6,
                             rank_tol: float = 1e-4,
                             spectral_grad: str = 'safe',
-                            spectral_eps: float = 1e-6
+                            spectral_eps: float = 1e-10
                             ) -> KoopmanPredictionLoss:
     """L_pred = MSE(K X, Y) + nu ||K^T K - I||_F^2 (eq. 19), three estimators.
 
