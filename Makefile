@@ -4,6 +4,8 @@
 #   3. mmcv compiled *with ops* against that torch (no build isolation, or
 #      pip silently builds it without mmcv._ext),
 #   4. this package and the rest of the stack from setup.py.
+# pip stays below 24.1: newer pip rejects betty-ml 0.1.1's metadata
+# (`torch>=1.6.*`), and betty-ml 0.1.1 is the only release for Python 3.11.
 # Every step is skipped when its result is already there, so `make test`
 # and `make demo` are cheap the second time.
 
@@ -21,7 +23,7 @@ env: $(STAMP)
 
 $(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip wheel 'setuptools>=77,<82'
+	$(PIP) install -q 'pip<24.1' wheel 'setuptools>=77,<82'
 	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q numpy 'mmengine==0.10.7'
 	$(PY) -c 'import mmcv.ops' 2>/dev/null || { \
