@@ -217,6 +217,7 @@ def test_runner_trains_and_logs_each_method(videos, tmp_path, method):
     assert not torch.equal(before['head.weight'], after['head.weight'])
     scalars = runner.message_hub.log_scalars
     for key in ('loss_pred', 'loss_static', 'loss_dynamic', 'hypergrad_norm',
+                'lower_grad_norm', 'upper_grad_norm',
                 'num_static_modes', 'num_dynamic_modes', 'time_lower',
                 'time_upper', 'time_hypergrad', 'grad_norm', 'lr'):
         values = scalars[f'train/{key}'].data[0]

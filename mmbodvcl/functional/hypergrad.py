@@ -47,6 +47,8 @@ class HypergradResult:
             (same shapes), averaged by ``reduce_mean``.
         upper_grad: ``v = grad U(theta*)``, one tensor per parameter.
         lower_loss: detached ``L_pred`` at the first lower step (at theta).
+        lower_grad_norm: ``|grad L_pred(theta)|`` (rank-averaged), to judge
+            the lower step ``gamma |grad L_pred|`` against ``|theta|``.
         upper_loss: detached ``U(theta*)``.
         seconds: wall time of the phases ``lower``, ``upper``, ``hypergrad``.
         passes: how many forward / backward / double-backward passes of each
@@ -56,6 +58,7 @@ class HypergradResult:
     hypergrad: List[Tensor]
     upper_grad: List[Tensor]
     lower_loss: Tensor
+    lower_grad_norm: Tensor
     upper_loss: Tensor
     seconds: Dict[str, float] = field(default_factory=dict)
     passes: Dict[str, int] = field(default_factory=dict)
@@ -180,6 +183,7 @@ def bilevel_hypergradient(params: Sequence[Tensor],
         passes['lower_backward'] += 1
         if first_lower_loss is None:
             first_lower_loss = loss.detach()
+            first_lower_grad_norm = torch.sqrt(_dot(grads, grads)).detach()
         if lower_step is not None:
             theta = _leaves(lower_step(theta, grads))
         elif unrolled:
@@ -235,6 +239,7 @@ def bilevel_hypergradient(params: Sequence[Tensor],
         hypergrad=hypergrad,
         upper_grad=[v.detach() for v in upper_grad],
         lower_loss=first_lower_loss,
+        lower_grad_norm=first_lower_grad_norm,
         upper_loss=up_loss.detach(),
         seconds=seconds,
         passes=passes)

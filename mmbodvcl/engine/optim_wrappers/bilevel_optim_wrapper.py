@@ -209,7 +209,8 @@ class BiLevelOptimWrapper(OptimWrapper):
 
         Returns the log variables: the lower and upper loss dicts (e.g.
         ``loss_pred``, ``loss_static``, ``loss_dynamic``, mode counts),
-        ``loss`` (= U), ``hypergrad_norm``, ``upper_grad_norm`` and the
+        ``loss`` (= U), ``lower_grad_norm``, ``hypergrad_norm``,
+        ``upper_grad_norm`` and the
         seconds of each phase ``time_lower``, ``time_upper``,
         ``time_hypergrad``.
         """
@@ -269,6 +270,7 @@ class BiLevelOptimWrapper(OptimWrapper):
         log_vars.update(
             {k: v.detach()
              for k, v in logged['loss_upper'].items()})
+        log_vars['lower_grad_norm'] = result.lower_grad_norm.float()
         log_vars['hypergrad_norm'] = _norm(result.hypergrad)
         log_vars['upper_grad_norm'] = _norm(result.upper_grad)
         for phase, seconds in result.seconds.items():
