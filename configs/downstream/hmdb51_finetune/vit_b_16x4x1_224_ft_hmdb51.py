@@ -1,0 +1,12 @@
+# Table 3: finetuning ViT-B on HMDB-51 (SPLIT=1..3 picks the split).
+_base_ = [
+    '../_base_/models/vit_b.py',
+    '../_base_/pipelines/video_16x4x1_224.py',
+    '../_base_/datasets/hmdb51.py',
+    '../_base_/schedules/finetune.py',
+]
+
+model = dict(cls_head=dict(num_classes=_base_.num_classes))
+train_dataloader = dict(dataset=dict(pipeline=_base_.train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=_base_.val_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=_base_.test_pipeline))
