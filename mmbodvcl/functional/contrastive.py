@@ -10,7 +10,7 @@ cross-rank operations fall back to the identity when no process group is
 initialised. Losses are computed in fp32 outside autocast.
 """
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -111,7 +111,7 @@ def info_nce(anchors: Tensor,
              candidates: Tensor,
              positive_mask: Tensor,
              temperature: float,
-             valid_mask: Tensor = None) -> Tensor:
+             valid_mask: Optional[Tensor] = None) -> Tensor:
     """Multi-positive InfoNCE with cosine similarity (paper eq. 1), averaged
     over anchors (eq. 2).
 
