@@ -1,0 +1,3 @@
+from .koopman_neck import KoopmanNeck
+
+__all__ = ['KoopmanNeck']
