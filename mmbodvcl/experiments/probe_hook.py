@@ -1,0 +1,70 @@
+"""Per-semantic linear probes during Runner training on synthetic videos.
+
+With ``configs/synthetic/`` the experiment runs through MMEngine's Runner
+(``tools/train.py``); this hook gives it the demo's accuracy curves: every
+``interval`` iterations it encodes independent evaluation clips with the
+model's backbone and KoopmanNeck and logs the probe accuracy of each
+semantic from Z, Z_A and Z_M (``probe/<embedding>/<semantic>``).
+"""
+from typing import Optional, Sequence
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmaction.registry import HOOKS
+from mmbodvcl.datasets.synthetic import SyntheticVideoGenerator
+from .end_to_end import encode_eval, probe_embeddings
+from .views import ViewPool
+
+
+@HOOKS.register_module()
+class SyntheticProbeHook(Hook):
+    """Log linear-probe accuracies of the four synthetic semantics.
+
+    Args:
+        interval: Probe every ``interval`` training iterations (and after
+            the last one).
+        num_samples: Evaluation clips (half train the probes).
+        num_frames, size: Must match the training clips.
+        seed: Seed of the evaluation clips (keep it apart from training).
+        xis: Extra split thresholds to probe; the neck's own always is.
+    """
+    priority = 'LOW'
+
+    def __init__(self,
+                 interval: int = 200,
+                 num_samples: int = 512,
+                 num_frames: int = 8,
+                 size: int = 32,
+                 seed: int = 100,
+                 xis: Sequence[float] = ()) -> None:
+        if interval < 1:
+            raise ValueError(f'interval={interval!r} must be >= 1')
+        self.interval = interval
+        self.generator = SyntheticVideoGenerator(num_samples, 'iii',
+                                                 num_frames=num_frames,
+                                                 size=size, seed=seed)
+        self.xis = tuple(xis)
+        self._pool: Optional[ViewPool] = None
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        last = runner.iter + 1 == runner.max_iters
+        if not (self.every_n_train_iters(runner, self.interval) or last):
+            return
+        if self._pool is None:
+            self._pool = ViewPool.render(self.generator, 1)
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        xis = (model.neck.xi, ) + tuple(x for x in self.xis
+                                        if x != model.neck.xi)
+        accuracies = probe_embeddings(encode_eval(model, self._pool, xis),
+                                      self._pool.labels, xis)
+        for embedding, per_semantic in accuracies.items():
+            for semantic, value in per_semantic.items():
+                runner.message_hub.update_scalar(
+                    f'probe/{embedding}/{semantic}', value)
+        runner.logger.info('probe ' + '; '.join(
+            f'{embedding}: ' + ' '.join(f'{k}={v:.3f}'
+                                        for k, v in per_semantic.items())
+            for embedding, per_semantic in accuracies.items()))
