@@ -201,7 +201,7 @@ def test_pretrained_init_cfg_loads_checkpoint(trained: Dict[str,
     from mmaction.registry import MODELS
     state = torch.load(trained['checkpoint'], map_location='cpu')['state_dict']
     cfg = packaged_config(AVA_CONFIG)
-    cfg.model.backbone.merge_from_dict(dict(depth=18, base_channels=8))
+    cfg.model.backbone.update(depth=18, base_channels=8)
     cfg.model.roi_head.bbox_head.in_channels = 64
     cfg.model.init_cfg = dict(
         type='Pretrained', checkpoint=trained['checkpoint'])
