@@ -10,7 +10,7 @@ import os.path as osp
 import subprocess
 import sys
 from types import ModuleType
-from typing import Dict, List
+from typing import List
 
 import pytest
 import torch
@@ -242,7 +242,7 @@ def test_train_py_amp_flag_reaches_config(train_tool: ModuleType,
         str(tmp_path), '--resume'
     ])
     args = train_tool.parse_args()
-    cfg: Dict = train_tool.merge_args(Config.fromfile(TINY_CONFIG), args)
+    cfg = train_tool.merge_args(Config.fromfile(TINY_CONFIG), args)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.resume is True and cfg.load_from is None
     assert cfg.work_dir == str(tmp_path)
