@@ -210,7 +210,8 @@ def test_gradcam_writes_a_figure(videos, checkpoint, tmp_path):
     video = osp.join(osp.dirname(videos), 'video_001.mp4')
     out = str(tmp_path / 'fig8')
     written = tool.main([
-        CONFIG, checkpoint, video, '--out-dir', out, '--cfg-options', *TINY_ARGS
+        CONFIG, checkpoint, video, '--out-dir', out, '--cfg-options',
+        *TINY_ARGS
     ] + CLIP)
     assert [osp.basename(p) for p in written] == ['gradcam_video_001.png']
     image = mpimg.imread(written[0])

@@ -1,6 +1,6 @@
-# Plain V-CL baseline of ../bodvcl/vbyol_slowr50_rho4_k400.py (the "[1]" / "†" rows of
-# Tables 3-5): one loss on the unified embedding and a plain single-level
-# optimiser step; everything else as the BOD-VCL config.
+# Plain V-CL baseline of the BOD-VCL config of the same name
+# (the "[1]" / "†" rows of Tables 3-5): one loss on the unified embedding
+# and a plain single-level optimiser step; everything else as BOD-VCL.
 _base_ = '../bodvcl/vbyol_slowr50_rho4_k400.py'
 
 model = dict(decouple=False)

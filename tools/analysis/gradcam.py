@@ -41,8 +41,7 @@ from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from analysis_utils import (add_common_args, build_clip_pipeline,  # noqa
                             build_normaliser, clip_tensor, load_clip,
-                            load_config, load_model, per_frame_features,
-                            short_name)
+                            load_config, load_model, short_name)
 
 from mmaction.models import Recognizer3D  # noqa: E402
 from mmaction.registry import MODELS  # noqa: E402
@@ -85,7 +84,14 @@ def recognizer_from_pretraining(cfg: Config, checkpoint: str,
                                         strict=True)
     recognizer = revert_sync_batchnorm(recognizer).eval()
     with torch.no_grad():
-        channels = per_frame_features(recognizer.backbone, clip).shape[1]
+        feats = recognizer.backbone(clip)
+    if not isinstance(feats, torch.Tensor) or feats.dim() != 5:
+        shape = tuple(feats.shape) if isinstance(
+            feats, torch.Tensor) else type(feats).__name__
+        raise ValueError(
+            'Grad-CAM needs a spatio-temporal feature map (N, C, T, h, w); '
+            f'backbone {backbone_cfg["type"]} returns {shape}')
+    channels = feats.shape[1]
     recognizer.cls_head = MODELS.build(
         dict(type='I3DHead', num_classes=channels, in_channels=channels,
              spatial_type='avg', dropout_ratio=0.0, average_clips='score'))

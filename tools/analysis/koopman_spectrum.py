@@ -19,7 +19,8 @@ are static (``|lambda - 1| < xi``). The tool writes
 Example::
 
     python tools/analysis/koopman_spectrum.py \\
-        configs/bodvcl/vsimclr_slowr50_k400.py work_dirs/vsimclr/epoch_200.pth \\
+        configs/bodvcl/vsimclr_slowr50_k400.py \\
+        work_dirs/vsimclr/epoch_200.pth \\
         data/kinetics400/kinetics400_val_list_videos.txt \\
         --data-root data/kinetics400/videos_val --out-dir work_dirs/fig4
 """
@@ -60,10 +61,12 @@ def mode_amplitudes(z: Tensor, **dmd_cfg) -> Tuple[Tensor, Tensor]:
         eigenvalues of the modes.
     """
     dmd = reduced_dmd(z, **dmd_cfg)
-    projected = dmd.right_basis.mT @ (dmd.prev.mT @ z.double())  # U^T z
-    coords = torch.linalg.solve(dmd.eigvecs,
-                                projected.to(dmd.eigvecs.dtype))
-    return coords[0], dmd.eigvals[0]
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        # eig of the r x r A~ (fp64); W are the reduced mode coordinates
+        eigvals, eigvecs = torch.linalg.eig(dmd.reduced)
+        projected = dmd.right_basis.mT @ (dmd.prev.mT @ z.double())  # U^T z
+        coords = torch.linalg.solve(eigvecs, projected.to(eigvecs.dtype))
+    return coords[0], eigvals[0]
 
 
 def plot_eigenvalues(eigvals: np.ndarray, static: np.ndarray, xi: float,

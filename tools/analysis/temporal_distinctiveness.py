@@ -14,7 +14,8 @@ averaged over space with time kept, giving ``h_1 .. h_T``. The tool writes
 Example::
 
     python tools/analysis/temporal_distinctiveness.py \\
-        configs/bodvcl/vsimclr_slowr50_k400.py work_dirs/vsimclr/epoch_200.pth \\
+        configs/bodvcl/vsimclr_slowr50_k400.py \\
+        work_dirs/vsimclr/epoch_200.pth \\
         data/ucf101/ucf101_val_split_1_videos.txt \\
         --data-root data/ucf101/videos --out-dir work_dirs/fig11
 """
