@@ -31,7 +31,7 @@ METHODS = ('plain', 'bodvcl')
 
 @dataclass
 class EndToEndSettings:
-    steps: int = 60
+    steps: int = 40
     batch_size: int = 32
     base_channels: int = 8
     embed_dim: int = 32

@@ -25,7 +25,7 @@ LOSSES = ('unified', 'decoupled')
 
 @dataclass
 class TwoStreamSettings:
-    steps: int = 200
+    steps: int = 150
     batch_size: int = 64
     embed_dim: int = 64
     width: int = 16
