@@ -29,9 +29,12 @@ dynamic) so that videos of different rank batch together with a fixed
 
 Gradients through ``eigh``/``eig`` contain ``1 / (lambda_i - lambda_j)``, which
 is infinite for repeated eigenvalues (constant clips, zero features, the zero
-padding above). ``spectral_grad='safe'`` (default) replaces that factor by the
-broadened ``d / (|d|^2 + eps^2)``; ``'detach'`` treats the fitted operators as
-constants; ``'native'`` uses PyTorch's own backward (for comparison).
+padding above, duplicated frames). ``spectral_grad='safe'`` (default)
+differentiates the static operator as a matrix function of ``A~`` (divided
+differences, no division inside the static or the dynamic group) and
+broadens the remaining gaps as ``d / (|d|^2 + eps^2)``; ``'detach'`` treats
+the fitted operator as a constant; ``'native'`` uses PyTorch's own backward
+(for comparison).
 
 All spectral work runs in float64 with autocast disabled; outputs are float32.
 """
