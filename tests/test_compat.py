@@ -22,12 +22,11 @@ import pytest
 import torch
 
 import mmbodvcl  # noqa: F401  (applies the fixes under test)
-from mmbodvcl.testing import make_video_dataset
+from mmbodvcl.testing import make_video_dataset, mmaction_config
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, load_checkpoint
-from mmengine.utils import get_installed_path
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = osp.join(REPO_ROOT, 'tests', 'configs', 'tiny_recognizer3d.py')
@@ -35,13 +34,6 @@ DIST_TRAIN = osp.join(REPO_ROOT, 'tools', 'dist_train.sh')
 AVA_CONFIG = ('detection/slowonly/slowonly_kinetics400-pretrained-'
               'r50_8xb16-4x16x1-20e_ava21-rgb.py')
 
-
-def packaged_config(relative_path: str) -> Config:
-    """A config shipped in MMAction2's wheel (``mmaction/.mim/configs``),
-    found the way MMEngine resolves ``_base_ = 'mmaction::...'``."""
-    return Config.fromfile(
-        osp.join(get_installed_path('mmaction'), '.mim', 'configs',
-                 relative_path))
 
 
 def tiny_config(data_root: str, work_dir: str, **overrides: Any) -> Config:
@@ -200,7 +192,7 @@ def test_pretrained_init_cfg_loads_checkpoint(trained: Dict[str,
     # the tiny backbone of our checkpoint.
     from mmaction.registry import MODELS
     state = torch.load(trained['checkpoint'], map_location='cpu')['state_dict']
-    cfg = packaged_config(AVA_CONFIG)
+    cfg = mmaction_config(AVA_CONFIG)
     cfg.model.backbone.update(depth=18, base_channels=8)
     cfg.model.roi_head.bbox_head.in_channels = 64
     cfg.model.init_cfg = dict(

@@ -16,12 +16,11 @@ import pytest
 import torch
 
 import mmbodvcl  # noqa: F401  (compatibility fixes first)
-from mmbodvcl.testing import make_video_dataset
+from mmbodvcl.testing import make_video_dataset, mmaction_config
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
-from mmengine.utils import get_installed_path
 from mmengine.structures import InstanceData
 
 from mmaction.registry import MODELS
@@ -35,17 +34,10 @@ AVA_CONFIG = ('detection/slowonly/slowonly_kinetics400-pretrained-'
               'r50_8xb16-4x16x1-20e_ava21-rgb.py')
 
 
-def packaged_config(relative_path: str) -> Config:
-    """A config shipped in MMAction2's wheel (``mmaction/.mim/configs``),
-    found the way MMEngine resolves ``_base_ = 'mmaction::...'``."""
-    return Config.fromfile(
-        osp.join(get_installed_path('mmaction'), '.mim', 'configs',
-                 relative_path))
-
 
 def build_model(config: str) -> torch.nn.Module:
     """Build ``config``'s model in MMAction2's scope, in eval mode."""
-    cfg = packaged_config(config)
+    cfg = mmaction_config(config)
     with DefaultScope.overwrite_default_scope('mmaction'):
         model = MODELS.build(cfg.model)
     return model.eval()
