@@ -84,4 +84,5 @@ def temporally_local(backbone: nn.Module) -> Iterator[nn.Module]:
         for conv in patched_convs:
             del conv.forward
         for pool, (kernel, stride, padding) in patched_pools:
-            pool.kernel_size, pool.stride, pool.padding = kernel, stride, padding
+            pool.kernel_size, pool.stride = kernel, stride
+            pool.padding = padding

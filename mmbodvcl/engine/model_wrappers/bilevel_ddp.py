@@ -19,7 +19,8 @@ from torch import nn
 
 @MODEL_WRAPPERS.register_module()
 class BiLevelDistributedDataParallel(nn.Module):
-    """Use as ``model_wrapper_cfg=dict(type='BiLevelDistributedDataParallel')``.
+    """Bi-level data parallel; ``model_wrapper_cfg=dict(type=
+    'BiLevelDistributedDataParallel')``.
 
     Args:
         module: the model (an ``mmengine.model.BaseModel`` whose

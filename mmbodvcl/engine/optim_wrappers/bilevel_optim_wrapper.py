@@ -117,7 +117,8 @@ class BiLevelOptimWrapper(OptimWrapper):
         use_amp: run the forwards under ``torch.autocast`` (fp16 with a
             dynamic loss scale on CUDA, bf16 on CPU, or ``amp_dtype``).
         amp_dtype: ``'float16'`` or ``'bfloat16'``; default per device.
-        accumulative_counts, clip_grad: as :class:`mmengine.optim.OptimWrapper`.
+        accumulative_counts, clip_grad: as in
+            :class:`mmengine.optim.OptimWrapper`.
     """
 
     def __init__(self,
@@ -133,8 +134,9 @@ class BiLevelOptimWrapper(OptimWrapper):
         unknown = set(hypergrad) - set(_HYPERGRAD_DEFAULTS)
         if unknown:
             raise ValueError(
-                f'BiLevelOptimWrapper: unknown hypergrad keys {sorted(unknown)}'
-                f'; expected some of {sorted(_HYPERGRAD_DEFAULTS)}')
+                'BiLevelOptimWrapper: unknown hypergrad keys '
+                f'{sorted(unknown)}; expected some of '
+                f'{sorted(_HYPERGRAD_DEFAULTS)}')
         cfg = {**_HYPERGRAD_DEFAULTS, **hypergrad}
         self.method = cfg.pop('type')
         if self.method not in HYPERGRAD_METHODS:
