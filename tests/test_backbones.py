@@ -36,6 +36,7 @@ def test_s3dg_output_shape(conv1_stride_t, pool_strides_t, t_out):
         dict(type='S3DG', conv1_stride_t=conv1_stride_t,
              pool_strides_t=pool_strides_t))
     backbone.init_weights()
+    backbone.eval()  # one value per channel at the last stage
     out = backbone(torch.randn(1, 3, 8, 32, 32))
     assert out.shape == (1, 1024, t_out, 1, 1)
     assert torch.isfinite(out).all()
@@ -47,6 +48,7 @@ def test_s3dg_gating_and_stages():
     # S3D-G gates every branch of its nine Mixed blocks; S3D has no gate.
     assert sum(isinstance(m, SelfGating) for m in gated.modules()) == 36
     assert not any(isinstance(m, SelfGating) for m in plain.modules())
+    gated.eval()  # one value per channel at the last stage
     feats = gated(torch.randn(1, 3, 2, 32, 32))
     assert [f.shape[1] for f in feats] == [480, 832, 1024]
     gated_params = sum(p.numel() for p in gated.parameters())
