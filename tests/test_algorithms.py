@@ -1,11 +1,15 @@
 """The four V-CL algorithms, plain and BOD-VCL, trained by MMEngine's Runner
 on generated videos through the real multi-view data path."""
 import copy
+import os
 import os.path as osp
+import socket
 from typing import Dict, List
 
 import pytest
 import torch
+import torch.multiprocessing as mp
+from mmengine.dist import all_gather
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -118,8 +122,9 @@ def video_root(tmp_path_factory) -> str:
 
 def train(algorithm: str, decouple: bool, video_root: str, work_dir: str,
           max_iters: int = MAX_ITERS, optim_wrapper: Dict = None,
-          **model_kwargs):
-    """Train with MMEngine's Runner; returns the runner and the recorder."""
+          runner_kwargs: Dict = None, **model_kwargs):
+    """Train with MMEngine's Runner; returns the runner and the recorder.
+    ``runner_kwargs`` go to the Runner (e.g. ``launcher``)."""
     recorder = LossRecorder()
     runner = Runner(
         model=model_cfg(algorithm, decouple, **model_kwargs),
@@ -148,7 +153,8 @@ def train(algorithm: str, decouple: bool, video_root: str, work_dir: str,
         custom_hooks=[recorder],
         randomness=dict(seed=0),
         default_scope='mmaction',
-        log_level='WARNING')
+        log_level='WARNING',
+        **(runner_kwargs or {}))
     runner.train()
     return runner, recorder.history
 
@@ -391,3 +397,37 @@ def test_modes_and_bad_inputs():
         model(views[:1], mode='loss')
     with pytest.raises(ValueError, match='share one'):
         model([views[0], views[1][:2]], mode='loss')
+
+
+def _single_level_ddp_worker(rank: int, port: int, video_root: str,
+                             work_dir: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
+                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    init_default_scope('mmaction')
+    runner, _ = train(
+        'VMoCo', False, video_root, osp.join(work_dir, str(rank)),
+        max_iters=2,
+        runner_kwargs=dict(
+            launcher='pytorch',
+            cfg=dict(model_wrapper_cfg=dict(
+                type='VCLDistributedDataParallel'))))
+    model = runner.model.module
+    assert int(model.target_net.steps) == 2  # the EMA ran every iteration
+    target = torch.cat([p.flatten() for p in model.target_net.parameters()])
+    gathered = all_gather(target)
+    torch.testing.assert_close(gathered[0], gathered[1])
+
+
+def test_single_level_ddp_runs_the_momentum_update(video_root, tmp_path):
+    """Under DDP, MMEngine's wrapper never calls the model's ``train_step``;
+    ``VCLDistributedDataParallel`` must still move the momentum encoder, on
+    every rank alike (2 gloo processes, V-MoCo baseline)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    mp.start_processes(
+        _single_level_ddp_worker,
+        args=(port, video_root, str(tmp_path)),
+        nprocs=2,
+        start_method='spawn')

@@ -41,8 +41,9 @@ class BiLevelDistributedDataParallel(nn.Module):
                 'BiLevelDistributedDataParallel averages gradients only '
                 'through BiLevelOptimWrapper.bilevel_step, but the optim '
                 f'wrapper is {type(optim_wrapper).__name__}; use '
-                "optim_wrapper=dict(type='BiLevelOptimWrapper', ...) or the "
-                'default MMDistributedDataParallel for single-level training')
+                "optim_wrapper=dict(type='BiLevelOptimWrapper', ...), or "
+                "model_wrapper_cfg=dict(type='VCLDistributedDataParallel') "
+                'for single-level training')
         return self.module.train_step(data, optim_wrapper)
 
     def val_step(self, data: Union[dict, tuple, list]) -> list:
