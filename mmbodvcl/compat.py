@@ -105,7 +105,10 @@ def checkpoint_safe_globals() -> List[object]:
 
     safe: List[object] = [
         HistoryBuffer, np.ndarray, np.dtype,
-        (_history_buffer_getattr, 'builtins.getattr')
+        (_history_buffer_getattr, 'builtins.getattr'),
+        # numpy pickles an empty array's data as ``bytes()`` (an empty
+        # HistoryBuffer); the bytes constructor runs no code.
+        bytes,
     ]
     # numpy moved its internals to ``numpy._core`` in 2.0; pickles name
     # whichever module wrote them, so allow both spellings that exist.

@@ -207,6 +207,14 @@ def test_pretrained_init_cfg_loads_checkpoint(trained: Dict[str,
         torch.testing.assert_close(detector_state[key], state[key])
 
 
+def test_empty_history_buffer_loads_weights_only(tmp_path) -> None:
+    """numpy pickles an empty buffer's data through ``bytes``."""
+    path = str(tmp_path / 'empty_buffer.pth')
+    torch.save(dict(buffer=HistoryBuffer()), path)
+    loaded = torch.load(path)['buffer']
+    assert isinstance(loaded, HistoryBuffer) and len(loaded.data[0]) == 0
+
+
 @pytest.fixture
 def hostile_checkpoint(tmp_path) -> Dict[str, str]:
     marker = str(tmp_path / 'payload_ran')
