@@ -187,7 +187,10 @@ def _end_to_end_entry(run: dict, xi: float) -> dict:
         eigenvalues=eigenvalue_summary(run, xi))
 
 
-def _verdict_two_stream(runs: Dict[str, dict], scenario: str) -> str:
+def _verdict_two_stream(runs: Dict[str, dict], scenario: str,
+                        independent: Dict[str, dict]) -> str:
+    """Plain-words verdict; Proposition 1 needs the hard semantic to be
+    learnable without correlation (scenario iii), else it is untested."""
     easy, hard = _PAIRS[scenario]
     unified, decoupled = (runs[loss]['final_accuracy'] for loss in LOSSES)
     norms = {
@@ -198,8 +201,6 @@ def _verdict_two_stream(runs: Dict[str, dict], scenario: str) -> str:
         for loss in LOSSES
     }
     unified_static, unified_dynamic = norms['unified']
-    prop1 = unified[easy] >= 0.9 and unified[hard] <= 0.65
-    cor1 = decoupled[hard] >= unified[hard] + 0.1
     words = [
         f'Unified loss: the easy semantic `{easy}` reaches '
         f'{unified[easy]:.2f}, the correlated hard one `{hard}` '
@@ -208,9 +209,22 @@ def _verdict_two_stream(runs: Dict[str, dict], scenario: str) -> str:
         f'{unified_dynamic:.3g}. Decoupled loss: `{easy}` '
         f'{decoupled[easy]:.2f}, `{hard}` {decoupled[hard]:.2f}.'
     ]
-    words.append('Proposition 1 (hard semantic left near chance by the '
-                 'unified loss) ' + ('**reproduces**' if prop1 else
-                                     '**does not reproduce**') + ' here.')
+    alone = independent.get('unified', {}).get('final_accuracy', {}).get(hard)
+    if alone is None or alone < 0.8:
+        shown = 'not measured' if alone is None else f'{alone:.2f}'
+        words.append(
+            f'Without correlation the unified loss reaches {shown} on '
+            f'`{hard}`, so this run is too short to test Proposition 1 on '
+            'it (**inconclusive**; run longer with `--scale`).')
+    else:
+        prop1 = unified[hard] <= alone - 0.15
+        words.append(
+            f'Without correlation the same loss reaches {alone:.2f} on '
+            f'`{hard}`; Proposition 1 (correlation keeps the hard semantic '
+            'from being learned) ' +
+            ('**reproduces**' if prop1 else '**does not reproduce**') +
+            ' here.')
+    cor1 = decoupled[hard] >= unified[hard] + 0.1
     words.append('Corollary 1 (the decoupled loss learns the hard semantic '
                  'better, by >= 0.10) ' + ('**reproduces**' if cor1 else
                                            '**does not reproduce**') +
@@ -263,8 +277,8 @@ def render_report(results: dict, figures: List[str]) -> str:
         lines += ['', '### Verdict', '']
         for scenario in ('i', 'ii'):
             if scenario in exp1:
-                lines.append(f'* Scenario {scenario}: ' +
-                             _verdict_two_stream(exp1[scenario], scenario))
+                lines.append(f'* Scenario {scenario}: ' + _verdict_two_stream(
+                    exp1[scenario], scenario, exp1.get('iii', {})))
         if 'iii' in exp1:
             for loss, run in exp1['iii'].items():
                 learned = [n for n in SEMANTICS

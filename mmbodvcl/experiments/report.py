@@ -14,11 +14,11 @@ import matplotlib
 matplotlib.use('Agg')  # files only; no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmbodvcl.datasets.synthetic import (SCENARIO_DESCRIPTIONS,  # noqa: E402
-                                         SEMANTICS)
+from mmbodvcl.datasets.synthetic import SEMANTICS  # noqa: E402
 
 _COLOURS = dict(simple_static='tab:blue', complex_static='tab:cyan',
                 simple_dynamic='tab:red', complex_dynamic='tab:orange')
+_PAIR_NAMES = dict(i=('colour', 'trajectory'), ii=('brightness', 'shape'))
 _STYLES = dict(simple_static='-', complex_static='--', simple_dynamic='-',
                complex_dynamic='--')
 
@@ -65,7 +65,7 @@ def plot_two_stream(experiment: Dict[str, Dict[str, dict]],
                                  squeeze=False)
         for row, scenario in enumerate(correlated):
             runs = experiment[scenario]
-            tag = f'({scenario}) {SCENARIO_DESCRIPTIONS[scenario]}'
+            tag = f'scenario ({scenario}): ' + ' ~ '.join(_PAIR_NAMES[scenario])
             _grad_axes(axes[row, 0], runs['unified'],
                        f'gradient norms, unified loss\n{tag}')
             _accuracy_axes(axes[row, 1], runs['unified'],
@@ -109,7 +109,8 @@ def plot_spectrum(spectra: Dict[str, dict], xi: float, out_path: str) -> str:
     circle_y = [math.sin(2 * math.pi * k / 200) for k in range(201)]
     for ax, (title, spectrum) in zip(axes[0], spectra.items()):
         ax.plot(circle, circle_y, color='grey', linewidth=0.6)
-        ax.add_patch(plt.Circle((1, 0), xi, color='tab:blue', alpha=0.15,
+        ax.add_patch(plt.Circle((1, 0), xi, facecolor='none', zorder=3,
+                                edgecolor='tab:blue', linewidth=1.5,
                                 label=rf'static: $|\lambda-1|<\xi$={xi}'))
         ax.scatter(spectrum['real'], spectrum['imag'], s=4, alpha=0.4,
                    color='tab:red')
