@@ -11,6 +11,7 @@ matches the 1-process run on the same global batch within 1e-5 relative
 (float32 summation order of the all-reduce).
 """
 import copy
+import itertools
 import os
 import os.path as osp
 import socket
@@ -35,6 +36,7 @@ from mmbodvcl.functional import temporally_local
 from mmbodvcl.testing import make_video_dataset
 
 FEAT = 6
+_RUN_IDS = itertools.count()
 
 
 @MODELS.register_module(force=True)
@@ -151,6 +153,10 @@ def _cfg(videos: Dict[str, str],
         dict(
             default_scope='mmaction',
             work_dir=work_dir,
+            # Runners built in the same second would otherwise share one
+            # timestamp-named MessageHub and its logged scalars.
+            experiment_name=osp.basename(osp.normpath(work_dir)) + '_'
+            + str(next(_RUN_IDS)),
             model=dict(
                 type='TinyBiLevelVCL',
                 norm=norm,
