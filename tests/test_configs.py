@@ -119,6 +119,8 @@ def shrink(cfg: Config, ann_file: str, work_dir: str) -> Config:
     cfg.work_dir = work_dir
     cfg.experiment_name = f'test_configs_{uuid.uuid4().hex[:8]}'
     cfg.log_level = 'WARNING'
+    # Same initial weights and clips whatever ran before in the process.
+    cfg.randomness = dict(seed=0)
     return cfg
 
 
@@ -172,12 +174,14 @@ def test_one_training_iteration(config, video_ann, tmp_path, request):
         # p^T (I + gamma H) p of L_pred is about -1e10 even at the configs'
         # gamma = 1e-4 (H is strongly indefinite at init), so conjugate gradient
         # has no solution and BiLevelOptimWrapper refuses with this error
-        # (the other methods step fine). Kept visible as an expected failure.
+        # (the other methods step fine). It depends on the initialisation:
+        # unseeded, some runs step; with seed 0 it fails every time, so the
+        # expected failure is strict and shows if that changes.
         request.applymarker(
             pytest.mark.xfail(
                 raises=FloatingPointError,
                 reason='AID-CG needs I + gamma H positive definite',
-                strict=False))
+                strict=True))
     runner = build_runner(cfg)
     recorder = ParameterChange()
     runner.register_hook(recorder)
