@@ -1,46 +1,20 @@
 # UCF-101 in MMAction2's video format (docs/datasets.md). The official split
 # comes from the environment: ``SPLIT=2 python tools/train.py CONFIG ...``
 # (1, 2 or 3; default 1). Pipelines come from a pipelines/ base.
+_base_ = './video_classification.py'
+
 split = '{{$SPLIT:1}}'
 if split not in ('1', '2', '3'):
     raise ValueError(f'SPLIT must be 1, 2 or 3 (the official UCF-101 splits), '
                      f'got {split!r}')
 num_classes = 101
-dataset_type = 'VideoDataset'
 data_root = 'data/ucf101/videos'
 data_root_val = data_root
 ann_file_train = f'data/ucf101/ucf101_train_split_{split}_videos.txt'
 ann_file_val = f'data/ucf101/ucf101_val_split_{split}_videos.txt'
 
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_train,
-        data_prefix=dict(video=data_root)))
+    dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root)))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=dict(video=data_root_val),
-        test_mode=True))
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=dict(video=data_root_val),
-        test_mode=True))
-
-val_evaluator = dict(type='AccMetric')
-test_evaluator = val_evaluator
+    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root_val)))
+test_dataloader = val_dataloader

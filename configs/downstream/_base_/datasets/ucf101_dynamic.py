@@ -2,6 +2,8 @@
 # UCF-101 video, lossless PNG rawframes built by
 # tools/data/build_static_dynamic_ucf.py dynamic. Split from the environment
 # as for UCF-101 (SPLIT=1, 2 or 3; default 1).
+_base_ = './video_classification.py'
+
 split = '{{$SPLIT:1}}'
 if split not in ('1', '2', '3'):
     raise ValueError(f'SPLIT must be 1, 2 or 3 (the official UCF-101 splits), '
@@ -15,37 +17,15 @@ ann_file_train = (
 ann_file_val = f'data/ucf101_dynamic/ucf101_val_split_{split}_rawframes.txt'
 
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         ann_file=ann_file_train,
         data_prefix=dict(img=data_root),
         filename_tmpl='img_{:05}.png'))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         ann_file=ann_file_val,
         data_prefix=dict(img=data_root_val),
-        filename_tmpl='img_{:05}.png',
-        test_mode=True))
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=dict(img=data_root_val),
-        filename_tmpl='img_{:05}.png',
-        test_mode=True))
-
-val_evaluator = dict(type='AccMetric')
-test_evaluator = val_evaluator
+        filename_tmpl='img_{:05}.png'))
+test_dataloader = val_dataloader
