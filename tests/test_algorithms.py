@@ -67,9 +67,16 @@ OPTIMIZERS = {'VSimCLR': SGD, 'VMoCo': SGD, 'VSwAV': SGD,
               'VBYOL': dict(type='Adam', lr=3e-3)}
 
 
-def model_cfg(algorithm: str, decouple: bool, **kwargs) -> Dict:
+def model_cfg(algorithm: str, decouple: bool, with_lower_loss: bool = False,
+              **kwargs) -> Dict:
+    """``decouple``: BOD-VCL's Koopman split; ``with_lower_loss`` without it:
+    the "+ L_pred" ablation (unified loss plus L_pred)."""
+    decoupler = None
+    if decouple or with_lower_loss:
+        decoupler = dict(type='KoopmanDecoupler',
+                         contrast='split' if decouple else 'unified')
     neck = dict(
-        type='KoopmanNeck',
+        type='PerFrameProjectionNeck',
         in_channels=BACKBONE_OUT,
         hid_channels=32,
         out_channels=EMBED,
@@ -80,7 +87,8 @@ def model_cfg(algorithm: str, decouple: bool, **kwargs) -> Dict:
         backbone=copy.deepcopy(BACKBONE),
         neck=neck,
         head=copy.deepcopy(HEADS[algorithm]),
-        decouple=decouple,
+        decoupler=decoupler,
+        with_lower_loss=with_lower_loss,
         data_preprocessor=dict(
             type='MultiViewDataPreprocessor', mean=MEAN, std=STD))
     cfg.update(kwargs)
@@ -254,14 +262,16 @@ def test_loss_entries_follow_the_ablation_switches():
         (True, True): {'loss_static', 'loss_dynamic', 'loss_pred'},
     }
     for (decouple, with_pred), loss_keys in expected.items():
-        model = tiny_model(decouple=decouple, with_pred_loss=with_pred)
+        model = tiny_model(decouple=decouple, with_lower_loss=with_pred)
         losses = model(views, mode='loss')
         assert {k for k in losses if 'loss' in k} == loss_keys
         assert all(torch.isfinite(v).all() for v in losses.values())
         if decouple:
             assert losses['num_static_modes'] + losses[
                 'num_dynamic_modes'] == CLIP_LEN - 1
-        assert set(model.loss_lower(views)) >= {'loss_pred'}
+        assert model.has_lower_loss == (decouple or with_pred)
+        if model.has_lower_loss:
+            assert set(model.loss_lower(views)) >= {'loss_pred'}
         assert not any('pred' in k for k in model.loss_upper(views))
 
 

@@ -10,4 +10,3 @@ from .koopman import (ESTIMATORS, SPECTRAL_GRADS, SPLITS,  # noqa: F401
                       full_koopman_split, koopman_prediction_loss,
                       koopman_split, reduced_dmd,
                       reduced_static_operator)
-from .strict_temporal import temporally_local  # noqa: F401
