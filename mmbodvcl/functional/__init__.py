@@ -10,4 +10,6 @@ from .koopman import (ESTIMATORS, SPECTRAL_GRADS, SPLITS,  # noqa: F401
                       full_koopman_split, koopman_prediction_loss,
                       koopman_split, reduced_dmd,
                       reduced_static_operator)
+from .knn import (as_clip_batch, encode_clips, knn_class_scores,  # noqa
+                  pool_backbone_output, retrieval_recall, topk_accuracy)
 from .strict_temporal import temporally_local  # noqa: F401
