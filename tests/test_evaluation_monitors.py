@@ -70,8 +70,10 @@ BACKBONE = dict(
     conv1_stride_t=1,
     pool1_stride_t=1,
     inflate=(0, 0, 1, 1))
-NARROW = {'ResNet3dSlowOnly': dict(depth=18, base_channels=8),
-          'ResNet2Plus1d': dict(base_channels=8)}
+NARROW = {
+    'ResNet3dSlowOnly': dict(depth=18, base_channels=8),
+    'ResNet2Plus1d': dict(base_channels=8)
+}
 CLIP = dict(clip_len=4, frame_interval=2)
 
 
@@ -79,7 +81,9 @@ def eval_pipeline(num_clips: int = 1, rawframes: bool = False) -> List[dict]:
     sampling = dict(
         type='SampleFrames', **CLIP, num_clips=num_clips, test_mode=True)
     decode = [sampling, dict(type='RawFrameDecode')] if rawframes else [
-        dict(type='DecordInit'), sampling, dict(type='DecordDecode')]
+        dict(type='DecordInit'), sampling,
+        dict(type='DecordDecode')
+    ]
     return decode + [
         dict(type='Resize', scale=(-1, 32)),
         dict(type='CenterCrop', crop_size=32),
@@ -119,18 +123,25 @@ def data(tmp_path_factory) -> Dict[str, Dict[str, dict]]:
     solid = str(root / 'solid')
     sets = {
         'solid': {
-            'train': make_solid_colour_dataset(solid, BGR, (4, 4, 4),
-                                               'train.txt', seed=0),
-            'val': make_solid_colour_dataset(solid, BGR, (2, 2, 3), 'val.txt',
-                                             seed=1)
+            'train':
+            make_solid_colour_dataset(
+                solid, BGR, (4, 4, 4), 'train.txt', seed=0),
+            'val':
+            make_solid_colour_dataset(
+                solid, BGR, (2, 2, 3), 'val.txt', seed=1)
         },
         'random': {
-            'train': make_video_dataset(str(root / 'random_train'), 12,
-                                        NUM_CLASSES, 16, (32, 32), seed=0),
+            'train':
+            make_video_dataset(
+                str(root / 'random_train'),
+                12,
+                NUM_CLASSES,
+                16, (32, 32),
+                seed=0),
         }
     }
-    val = make_video_dataset(str(root / 'random_val'), 7, NUM_CLASSES, 16,
-                             (32, 32), seed=100)
+    val = make_video_dataset(
+        str(root / 'random_val'), 7, NUM_CLASSES, 16, (32, 32), seed=100)
     sets['random']['val'] = _relabelled(val, val.replace('ann', 'shifted'))
     return {
         name: {
@@ -141,7 +152,9 @@ def data(tmp_path_factory) -> Dict[str, Dict[str, dict]]:
     }
 
 
-def loader(fields: dict, batch_size: int = 1, num_clips: int = 1,
+def loader(fields: dict,
+           batch_size: int = 1,
+           num_clips: int = 1,
            **dataset) -> dict:
     return dict(
         batch_size=batch_size,
@@ -157,8 +170,10 @@ def loader(fields: dict, batch_size: int = 1, num_clips: int = 1,
 
 def knn_splits(data) -> List[dict]:
     return [
-        dict(name=name, train=loader(data[name]['train']),
-             val=loader(data[name]['val'])) for name in ('solid', 'random')
+        dict(
+            name=name,
+            train=loader(data[name]['train']),
+            val=loader(data[name]['val'])) for name in ('solid', 'random')
     ]
 
 
@@ -175,13 +190,17 @@ def pretrain_cfg(data, work_dir: str, **hook) -> Config:
             model=dict(
                 type='VSimCLR',
                 backbone=BACKBONE,
-                neck=dict(type='KoopmanNeck', in_channels=64,
-                          hid_channels=32, out_channels=16, num_layers=2),
-                head=dict(type='MultiViewContrastiveHead',
-                          loss=dict(type='MultiViewInfoNCELoss',
-                                    temperature=0.1)),
-                data_preprocessor=dict(type='MultiViewDataPreprocessor',
-                                       mean=MEAN, std=STD)),
+                neck=dict(
+                    type='KoopmanNeck',
+                    in_channels=64,
+                    hid_channels=32,
+                    out_channels=16,
+                    num_layers=2),
+                head=dict(
+                    type='MultiViewContrastiveHead',
+                    loss=dict(type='MultiViewInfoNCELoss', temperature=0.1)),
+                data_preprocessor=dict(
+                    type='MultiViewDataPreprocessor', mean=MEAN, std=STD)),
             train_dataloader=dict(
                 batch_size=2,
                 num_workers=0,
@@ -199,13 +218,17 @@ def pretrain_cfg(data, work_dir: str, **hook) -> Config:
     return cfg
 
 
-def encode_by_hand(backbone: torch.nn.Module, fields: dict,
+def encode_by_hand(backbone: torch.nn.Module,
+                   fields: dict,
                    num_clips: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
     """Each video alone through the pipeline, normalisation and backbone,
     averaged over T, H, W and then over its clips."""
     dataset = DATASETS.build(
-        dict(type='VideoDataset', pipeline=eval_pipeline(num_clips),
-             test_mode=True, **fields))
+        dict(
+            type='VideoDataset',
+            pipeline=eval_pipeline(num_clips),
+            test_mode=True,
+            **fields))
     mean = torch.tensor(MEAN).view(3, 1, 1, 1)
     std = torch.tensor(STD).view(3, 1, 1, 1)
     features, labels = [], []
@@ -219,7 +242,9 @@ def encode_by_hand(backbone: torch.nn.Module, fields: dict,
     return torch.stack(features), torch.tensor(labels)
 
 
-def knn_by_hand(train, val, k: int = 20,
+def knn_by_hand(train,
+                val,
+                k: int = 20,
                 temperature: float = 0.07) -> Dict[str, float]:
     """Wu et al.'s weighted kNN written out per query."""
     similarity = F.normalize(val[0], dim=1) @ F.normalize(train[0], dim=1).T
@@ -304,8 +329,9 @@ def test_knn_monitor_hook_in_a_pretraining_run(data, tmp_path):
     records = json_records(work_dir, 'solid/top1')
     assert [r['step'] for r in records] == [2, 3]
     logged = {k: v for k, v in records[-1].items() if k != 'step'}
-    assert set(logged) == {'solid/top1', 'solid/top5', 'random/top1',
-                           'random/top5'}
+    assert set(logged) == {
+        'solid/top1', 'solid/top5', 'random/top1', 'random/top5'
+    }
     for key, value in logged.items():
         assert runner.message_hub.get_scalar(key).current() == value
     assert logged['solid/top1'] == logged['solid/top5'] == 1.0
@@ -324,13 +350,22 @@ def test_knn_monitor_hook_in_a_pretraining_run(data, tmp_path):
 
 def test_knn_monitor_counts_iterations(data, tmp_path):
     work_dir = str(tmp_path / 'work')
-    cfg = pretrain_cfg(data, work_dir, splits=knn_splits(data)[:1],
-                       interval=2, by_epoch=False)
+    cfg = pretrain_cfg(
+        data,
+        work_dir,
+        splits=knn_splits(data)[:1],
+        interval=2,
+        by_epoch=False)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=3)
     # (a restarted dataloader costs the iteration loop a 2 s sleep)
     cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=False)
     Runner.from_cfg(cfg).train()
     assert [r['step'] for r in json_records(work_dir, 'solid/top1')] == [2, 3]
+
+    cfg.custom_hooks[0].by_epoch = True  # would silently never run
+    cfg.experiment_name += '_by_epoch'
+    with pytest.raises(ValueError, match='set by_epoch=False'):
+        Runner.from_cfg(cfg).train()
 
 
 def _rawframes(fields: dict, out: str) -> dict:
@@ -344,8 +379,9 @@ def _rawframes(fields: dict, out: str) -> dict:
         frame_dir = osp.join(out, osp.splitext(name)[0])
         os.makedirs(frame_dir)
         for t in range(len(frames)):
-            cv2.imwrite(osp.join(frame_dir, f'img_{t + 1:05d}.png'),
-                        frames[t].asnumpy()[..., ::-1])
+            cv2.imwrite(
+                osp.join(frame_dir, f'img_{t + 1:05d}.png'),
+                frames[t].asnumpy()[..., ::-1])
         lines.append(f'{osp.splitext(name)[0]} {len(frames)} {label}\n')
     ann_file = osp.join(out, osp.basename(fields['ann_file']))
     Path(ann_file).write_text(''.join(lines))
@@ -384,6 +420,21 @@ def test_knn_snippets_switch_the_monitor_on(data, tmp_path):
             assert record[f'{name}/top1'] == record[f'{name}/top5'] == 1.0
 
 
+@pytest.mark.parametrize('snippet', sorted(KNN_SNIPPETS))
+def test_one_base_line_switches_a_paper_config_on(snippet, tmp_path):
+    paper = ROOT / 'configs/bodvcl/vsimclr_slowr50_k400.py'
+    leaf = tmp_path / 'with_knn.py'
+    leaf.write_text(f"_base_ = ['{paper}', "
+                    f"'{ROOT / 'configs/_base_' / snippet}']\n")
+    plain, with_knn = Config.fromfile(str(paper)), Config.fromfile(str(leaf))
+    assert 'custom_hooks' not in plain  # off by default
+    [hook] = with_knn.custom_hooks
+    assert hook['type'] == 'KNNMonitorHook'
+    assert [s['name'] for s in hook['splits']] == KNN_SNIPPETS[snippet]
+    for key in ('model', 'train_dataloader', 'optim_wrapper', 'train_cfg'):
+        assert with_knn[key] == plain[key]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
@@ -391,8 +442,12 @@ def _free_port() -> int:
 
 
 def _knn_worker(rank: int, port: int, cfg_dict: dict, out: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
-                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE='2',
+        MASTER_ADDR='127.0.0.1',
+        MASTER_PORT=str(port))
     torch.set_num_threads(1)
     init_default_scope('mmaction')
     cfg = Config(cfg_dict)
@@ -407,8 +462,11 @@ def test_two_gloo_ranks_give_the_numbers_of_one_process(data, tmp_path):
     padded duplicate), rank 0 gathers; both ranks get the numbers."""
     plain = dict(data['random']['val'], indices=7)  # unshifted labels
     splits = knn_splits(data) + [
-        dict(name='plain', train=loader(data['random']['train']),
-             val=loader(plain))]
+        dict(
+            name='plain',
+            train=loader(data['random']['train']),
+            val=loader(plain))
+    ]
     cfg = pretrain_cfg(data, str(tmp_path / 'one'), splits=splits, k=5)
     runner = Runner.from_cfg(cfg)
     [hook] = [h for h in runner.hooks if isinstance(h, KNNMonitorHook)]
@@ -416,8 +474,11 @@ def test_two_gloo_ranks_give_the_numbers_of_one_process(data, tmp_path):
 
     cfg = pretrain_cfg(data, str(tmp_path / 'two'), splits=splits, k=5)
     out = str(tmp_path / 'metrics.pth')
-    mp.start_processes(_knn_worker, args=(_free_port(), cfg.to_dict(), out),
-                       nprocs=2, start_method='spawn')
+    mp.start_processes(
+        _knn_worker,
+        args=(_free_port(), cfg.to_dict(), out),
+        nprocs=2,
+        start_method='spawn')
     for rank in range(2):
         assert torch.load(f'{out}.{rank}') == expected
 
@@ -434,17 +495,21 @@ def retrieval_cfg(config: Path, data, query: str, work_dir: str,
     32 px, 4-frame clips, still 10 clips a video."""
     cfg = Config.fromfile(str(config))
     narrow(cfg)
-    num_clips = next(step['num_clips']
-                     for step in cfg.test_dataloader.dataset.query.pipeline
-                     if step['type'] == 'SampleFrames')
+    dataset = cfg.test_dataloader.dataset
+    [num_clips] = [
+        step['num_clips'] for step in dataset.pipeline
+        if step['type'] == 'SampleFrames'
+    ]
     assert num_clips == 10
     cfg.test_dataloader.update(num_workers=0, persistent_workers=False)
-    for role, fields in (('gallery', data[query]['train']),
-                         ('query', data[query]['val'])):
-        cfg.test_dataloader.dataset[role].update(
-            fields, pipeline=eval_pipeline(num_clips))
-    cfg.update(work_dir=work_dir, load_from=load_from, log_level='WARNING',
-               experiment_name=f'retrieval_{uuid.uuid4().hex[:8]}')
+    dataset.gallery.update(data[query]['train'])
+    dataset.query.update(data[query]['val'])
+    dataset.pipeline = eval_pipeline(num_clips)
+    cfg.update(
+        work_dir=work_dir,
+        load_from=load_from,
+        log_level='WARNING',
+        experiment_name=f'retrieval_{uuid.uuid4().hex[:8]}')
     return cfg
 
 
@@ -452,12 +517,16 @@ def save_backbone(backbone: torch.nn.Module, path: str) -> dict:
     """Perturbed weights under ``backbone.*`` (so loading shows)."""
     generator = torch.Generator().manual_seed(0)
     state = {
-        k: v * (1 + 0.05 * torch.randn(v.shape, generator=generator))
+        k:
+        v * (1 + 0.05 * torch.randn(v.shape, generator=generator))
         if v.is_floating_point() else v
         for k, v in backbone.state_dict().items()
     }
-    torch.save(dict(state_dict={f'backbone.{k}': v
-                                for k, v in state.items()}), path)
+    torch.save(
+        dict(state_dict={
+            f'backbone.{k}': v
+            for k, v in state.items()
+        }), path)
     return state
 
 
@@ -529,4 +598,3 @@ def test_tools_test_runs_retrieval_on_a_pretraining_checkpoint(
                        if k.startswith('retrieval/')}, abs=1e-9)
     assert metrics['retrieval/R@1'] == pytest.approx(
         1 / NUM_CLASSES, abs=1e-9)  # random labels: chance, exactly
-

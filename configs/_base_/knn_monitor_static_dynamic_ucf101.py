@@ -4,74 +4,41 @@
 # only), split 1, logged as knn_static/top1, knn_static/top5,
 # knn_dynamic/top1, knn_dynamic/top5: whether a run decouples appearance and
 # motion, watched while it trains (Tables 1-2 evaluate it by linear probes).
-# Off unless a pretraining config lists this file in its _base_.
-# Clips: 8 frames every 8th, centre crop 224 (Slow-R50 8x8); for another
-# input, copy this file and change SampleFrames, Resize and CenterCrop.
+# Off unless a pretraining config lists this file in its _base_ (instead of
+# knn_monitor_ucf101.py, whose clips, loaders and hook options it reuses).
 # Data: tools/data/build_static_dynamic_ucf.py (docs/datasets.md).
-knn_sampling = dict(
-    type='SampleFrames',
-    clip_len=8,
-    frame_interval=8,
-    num_clips=1,
-    test_mode=True)
-knn_crop = [
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs')
+_base_ = './knn_monitor_ucf101.py'
+
+# The same clips from Dynamic UCF-101's lossless PNG frames.
+knn_rawframe_pipeline = [
+    dict(type='RawFrameDecode') if step['type'] == 'DecordDecode' else step
+    for step in _base_.knn_pipeline if step['type'] != 'DecordInit'
 ]
-knn_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False))
 knn_static = dict(
-    type='VideoDataset',
-    data_prefix=dict(video='data/ucf101_static/videos'),
-    pipeline=[dict(type='DecordInit'), knn_sampling,
-              dict(type='DecordDecode')] + knn_crop,
-    test_mode=True)
+    _base_.knn_ucf101, data_prefix=dict(video='data/ucf101_static/videos'))
 knn_dynamic = dict(
     type='RawframeDataset',
     data_prefix=dict(img='data/ucf101_dynamic/rawframes'),
     filename_tmpl='img_{:05}.png',
-    pipeline=[knn_sampling, dict(type='RawFrameDecode')] + knn_crop,
+    pipeline=knn_rawframe_pipeline,
     test_mode=True)
+knn_static_ann = 'data/ucf101_static/ucf101_{}_split_1_videos.txt'
+knn_dynamic_ann = 'data/ucf101_dynamic/ucf101_{}_split_1_rawframes.txt'
 
 custom_hooks = [
     dict(
-        type='KNNMonitorHook',
-        interval=10,
-        k=20,
-        temperature=0.07,
+        _base_.custom_hooks[0],
         splits=[
             dict(
-                name='knn_static',
+                name=f'knn_{kind}',
                 train=dict(
-                    knn_dataloader,
-                    dataset=dict(
-                        knn_static,
-                        ann_file='data/ucf101_static/'
-                        'ucf101_train_split_1_videos.txt')),
+                    _base_.knn_dataloader,
+                    dataset=dict(dataset, ann_file=ann.format('train'))),
                 val=dict(
-                    knn_dataloader,
-                    dataset=dict(
-                        knn_static,
-                        ann_file='data/ucf101_static/'
-                        'ucf101_val_split_1_videos.txt'))),
-            dict(
-                name='knn_dynamic',
-                train=dict(
-                    knn_dataloader,
-                    dataset=dict(
-                        knn_dynamic,
-                        ann_file='data/ucf101_dynamic/'
-                        'ucf101_train_split_1_rawframes.txt')),
-                val=dict(
-                    knn_dataloader,
-                    dataset=dict(
-                        knn_dynamic,
-                        ann_file='data/ucf101_dynamic/'
-                        'ucf101_val_split_1_rawframes.txt'))),
+                    _base_.knn_dataloader,
+                    dataset=dict(dataset, ann_file=ann.format('val'))))
+            for kind, dataset, ann in (
+                ('static', knn_static, knn_static_ann),
+                ('dynamic', knn_dynamic, knn_dynamic_ann))
         ])
 ]

@@ -5,7 +5,9 @@
 # TensorBoard). Off unless a pretraining config lists this file:
 #     _base_ = ['./vsimclr_slowr50_k400.py', '../_base_/knn_monitor_ucf101.py']
 # Clips: 8 frames every 8th, centre crop 224 (Slow-R50 8x8). For another
-# input, copy this file and change SampleFrames, Resize and CenterCrop.
+# input, copy this file and change SampleFrames, Resize and CenterCrop in
+# knn_pipeline (knn_monitor_static_dynamic_ucf101.py takes its clips from
+# here).
 # Data: docs/datasets.md (UCF-101).
 knn_pipeline = [
     dict(type='DecordInit'),
@@ -27,6 +29,7 @@ knn_dataloader = dict(
     num_workers=4,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False))
+knn_ann_file = 'data/ucf101/ucf101_{}_split_1_videos.txt'
 knn_ucf101 = dict(
     type='VideoDataset',
     data_prefix=dict(video='data/ucf101/videos'),
@@ -45,13 +48,10 @@ custom_hooks = [
                 train=dict(
                     knn_dataloader,
                     dataset=dict(
-                        knn_ucf101,
-                        ann_file='data/ucf101/ucf101_train_split_1_videos.txt'
-                    )),
+                        knn_ucf101, ann_file=knn_ann_file.format('train'))),
                 val=dict(
                     knn_dataloader,
                     dataset=dict(
-                        knn_ucf101,
-                        ann_file='data/ucf101/ucf101_val_split_1_videos.txt')))
+                        knn_ucf101, ann_file=knn_ann_file.format('val'))))
         ])
 ]

@@ -9,8 +9,7 @@ or gallery) size, Q = queries, C = classes. Similarities are cosines in fp32
 whatever the feature dtype; queries are processed in chunks so the Q x B
 similarity matrix never exists whole.
 """
-from typing import (Callable, Dict, Iterator, Optional, Sequence, Tuple,
-                    Union)
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -154,7 +153,8 @@ def knn_class_scores(queries: Tensor,
     return scores
 
 
-def topk_accuracy(scores: Tensor, labels: Tensor,
+def topk_accuracy(scores: Tensor,
+                  labels: Tensor,
                   topk: Sequence[int] = (1, 5)) -> Dict[int, float]:
     """Share of rows whose label is among the ``k`` highest-scoring classes
     with a positive score (a class that got no vote is never a hit).

@@ -5,8 +5,7 @@
 _base_ = [
     '../_base_/models/slowonly_r50.py',
     '../_base_/pipelines/video_8x8x1_224.py',
-    '../_base_/datasets/hmdb51.py',
-    '../_base_/retrieval.py',
+    '../_base_/datasets/hmdb51_retrieval.py',
 ]
 
 model = dict(
@@ -14,21 +13,8 @@ model = dict(
     type='VideoFeatureExtractor',
     backbone=_base_.model.backbone,
     data_preprocessor=_base_.model.data_preprocessor)
-retrieval_pipeline = [
-    dict(step, num_clips=10) if step['type'] == 'SampleFrames' else step
-    for step in _base_.test_pipeline
-]
 test_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='RetrievalDataset',
-        gallery=dict(
-            _base_.train_dataloader.dataset,
-            test_mode=True,
-            pipeline=retrieval_pipeline),
-        query=dict(_base_.val_dataloader.dataset,
-                   pipeline=retrieval_pipeline)))
-test_evaluator = dict(_delete_=True, type='VideoRetrievalMetric')
-train_dataloader = None
-val_dataloader = None
-val_evaluator = None
+    dataset=dict(pipeline=[
+        dict(step, num_clips=10) if step['type'] == 'SampleFrames' else step
+        for step in _base_.test_pipeline
+    ]))

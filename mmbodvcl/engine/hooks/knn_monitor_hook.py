@@ -7,6 +7,7 @@ from mmengine.dist import broadcast_object_list, collect_results, get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -102,6 +103,11 @@ class KNNMonitorHook(Hook):
     def before_train(self, runner) -> None:
         """Build the dataloaders now, so a wrong path fails at once rather
         than after ``interval`` epochs."""
+        if self.by_epoch and isinstance(runner.train_loop, IterBasedTrainLoop):
+            raise ValueError(
+                'KNNMonitorHook(by_epoch=True) never runs in an '
+                'IterBasedTrainLoop (it has no epochs): set by_epoch=False '
+                'to count interval in iterations')
         for split in self.splits:
             self._loaders[split['name']] = tuple(
                 runner.build_dataloader(split[part], seed=runner.seed)
@@ -117,9 +123,8 @@ class KNNMonitorHook(Hook):
                          batch_idx: int,
                          data_batch=None,
                          outputs=None) -> None:
-        if not self.by_epoch and (
-                self.every_n_train_iters(runner, self.interval)
-                or self.is_last_train_iter(runner)):
+        if not self.by_epoch and (self.every_n_train_iters(
+                runner, self.interval) or self.is_last_train_iter(runner)):
             self.evaluate(runner, step=runner.iter + 1)
 
     def evaluate(self, runner, step: int) -> Dict[str, float]:

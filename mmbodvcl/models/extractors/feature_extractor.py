@@ -43,8 +43,8 @@ class VideoFeatureExtractor(BaseModel):
         self.register_load_state_dict_pre_hook(
             VideoFeatureExtractor._check_backbone_keys)
 
-    def _check_backbone_keys(self, state_dict: Dict[str, Tensor],
-                             prefix: str, *args) -> None:
+    def _check_backbone_keys(self, state_dict: Dict[str, Tensor], prefix: str,
+                             *args) -> None:
         own = {
             f'{prefix}backbone.{key}': value
             for key, value in self.backbone.state_dict().items()
