@@ -117,32 +117,22 @@ def _relabelled(ann_file: str, out: str) -> str:
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory) -> Dict[str, Dict[str, dict]]:
-    """``{set: {part: dataset fields}}`` for set solid/random, part
-    train/val."""
+    """``{set: {part: dataset fields}}``, set solid or random, part train
+    or val."""
     root = tmp_path_factory.mktemp('videos')
     solid = str(root / 'solid')
-    sets = {
-        'solid': {
-            'train':
-            make_solid_colour_dataset(
-                solid, BGR, (4, 4, 4), 'train.txt', seed=0),
-            'val':
-            make_solid_colour_dataset(
-                solid, BGR, (2, 2, 3), 'val.txt', seed=1)
-        },
-        'random': {
-            'train':
-            make_video_dataset(
-                str(root / 'random_train'),
-                12,
-                NUM_CLASSES,
-                16, (32, 32),
-                seed=0),
-        }
-    }
-    val = make_video_dataset(
-        str(root / 'random_val'), 7, NUM_CLASSES, 16, (32, 32), seed=100)
-    sets['random']['val'] = _relabelled(val, val.replace('ann', 'shifted'))
+    solid_train = make_solid_colour_dataset(solid, BGR, (4, 4, 4),
+                                            'train.txt', seed=0)
+    solid_val = make_solid_colour_dataset(solid, BGR, (2, 2, 3), 'val.txt',
+                                          seed=1)
+    random_train = make_video_dataset(str(root / 'random_train'), 12,
+                                      NUM_CLASSES, 16, (32, 32), seed=0)
+    random_val = make_video_dataset(str(root / 'random_val'), 7,
+                                    NUM_CLASSES, 16, (32, 32), seed=100)
+    random_val = _relabelled(random_val,
+                             random_val.replace('ann', 'shifted'))
+    sets = dict(solid=dict(train=solid_train, val=solid_val),
+                random=dict(train=random_train, val=random_val))
     return {
         name: {
             part: dict(ann_file=ann, data_prefix=dict(video=osp.dirname(ann)))
@@ -152,20 +142,17 @@ def data(tmp_path_factory) -> Dict[str, Dict[str, dict]]:
     }
 
 
-def loader(fields: dict,
-           batch_size: int = 1,
-           num_clips: int = 1,
-           **dataset) -> dict:
+def loader(fields: dict) -> dict:
+    """A test-style dataloader config, one video a batch."""
     return dict(
-        batch_size=batch_size,
+        batch_size=1,
         num_workers=0,
         sampler=dict(type='DefaultSampler', shuffle=False),
         dataset=dict(
             type='VideoDataset',
-            pipeline=eval_pipeline(num_clips),
+            pipeline=eval_pipeline(),
             test_mode=True,
-            **fields,
-            **dataset))
+            **fields))
 
 
 def knn_splits(data) -> List[dict]:
@@ -257,7 +244,7 @@ def knn_by_hand(train,
         ranked = sorted(range(NUM_CLASSES), key=lambda c: -votes[c])
         hits[1] += ranked[0] == label
         hits[5] += label in [c for c in ranked[:5] if votes[c] > 0]
-    return {f'top{k}': n / len(val[1]) for k, n in hits.items()}
+    return {f'top{top}': n / len(val[1]) for top, n in hits.items()}
 
 
 def json_records(work_dir: str, key: str) -> List[dict]:
@@ -486,7 +473,6 @@ def test_two_gloo_ranks_give_the_numbers_of_one_process(data, tmp_path):
 # --------------------------------------------------------- retrieval
 def narrow(cfg: Config) -> None:
     cfg.model.backbone.update(NARROW[cfg.model.backbone.type])
-    cfg.model.backbone.pop('norm_cfg', None)  # plain BN on one process
 
 
 def retrieval_cfg(config: Path, data, query: str, work_dir: str,
