@@ -1,2 +1,2 @@
 from . import (algorithms, backbones, data_preprocessors,  # noqa: F401
-               decouplers, heads, losses, necks, utils)
+               decouplers, extractors, heads, losses, necks, utils)
