@@ -9,7 +9,9 @@ from mmengine.model import BaseModel, ModuleDict
 from mmengine.optim import OptimWrapper
 from torch import Tensor, nn
 
+from mmbodvcl.engine.optim_wrappers import BiLevelOptimWrapper
 from mmbodvcl.functional.strict_temporal import temporally_local
+from .stateless import StatelessLoss, trainable_parameters
 
 #: Embedding parts scored by the contrastive heads.
 UNIFIED_PARTS = ('unified', )
@@ -34,8 +36,8 @@ class BaseVCL(BaseModel):
       per clip) are logged.
 
     The two levels of BOD-VCL are :meth:`loss_lower` (L_pred) and
-    :meth:`loss_upper` (L_A + L_M, or the unified L); a wrapper with
-    ``bilevel_step(model, data)`` drives them. With a plain ``OptimWrapper``
+    :meth:`loss_upper` (L_A + L_M, or the unified L); ``BiLevelOptimWrapper``
+    drives them (:meth:`train_step`). With a plain ``OptimWrapper``
     :meth:`loss` is minimised: the contrastive loss, plus ``loss_pred`` when
     ``with_pred_loss`` (the "+ L_pred" ablation when ``decouple=False``,
     the single-level ablation when ``decouple=True``).
@@ -189,26 +191,66 @@ class BaseVCL(BaseModel):
 
     # ------------------------------------------------------------------
     # training loop
+    @property
+    def has_lower_loss(self) -> bool:
+        """Whether :meth:`loss_lower` is a lower level that
+        ``BiLevelOptimWrapper`` can optimise."""
+        return self.decouple
+
     def after_optim_step(self) -> None:
-        """Called once per iteration after the parameters moved."""
+        """Post-step updates; ``AfterOptimStepHook`` calls it after every
+        iteration in which the optimiser stepped."""
+        self._steps_without_post_update = 0
         for head in self.heads.values():
             if hasattr(head, 'after_optim_step'):
                 head.after_optim_step()
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
-        """One iteration: the wrapper's ``bilevel_step(self, data)`` when it
-        has one, else MMEngine's single-level step on :meth:`loss`; then
-        :meth:`after_optim_step` once the parameters have moved."""
-        bilevel_step = getattr(optim_wrapper, 'bilevel_step', None)
-        if callable(bilevel_step):
-            log_vars = bilevel_step(self, data)
+        """One iteration. With a ``BiLevelOptimWrapper``: the trainable
+        parameters and :meth:`loss_lower` / :meth:`loss_upper` as functions
+        of them (lower forwards write throw-away buffer copies) go to
+        ``optim_wrapper.update_params_bilevel``; otherwise MMEngine's
+        single-level step on :meth:`loss`. The post-step updates
+        (:meth:`after_optim_step`) run in ``AfterOptimStepHook``."""
+        if isinstance(optim_wrapper, BiLevelOptimWrapper):
+            if not self.has_lower_loss:
+                raise ValueError(
+                    f'{type(self).__name__} with decouple=False has no lower '
+                    'level for BiLevelOptimWrapper; use decouple=True or a '
+                    'single-level OptimWrapper')
+            data = self.data_preprocessor(data, True)
+            params = trainable_parameters(self)
+            names = [name for name, _ in params]
+            log_vars = optim_wrapper.update_params_bilevel(
+                params,
+                StatelessLoss(self, self.loss_lower, data, names, False),
+                StatelessLoss(self, self.loss_upper, data, names, True))
         else:
             log_vars = super().train_step(data, optim_wrapper)
-        # With gradient accumulation the parameters move every few calls.
-        if optim_wrapper.should_update():
-            self.after_optim_step()
+        self._check_post_step_updates(optim_wrapper.should_update())
         return log_vars
+
+    def _check_post_step_updates(self, stepped: bool, limit: int = 10) -> None:
+        """Refuse to train on with a frozen momentum encoder / unnormalised
+        prototypes: ``limit`` optimiser steps in a row without
+        :meth:`after_optim_step` mean its hook is missing. (A fresh or
+        resumed model starts counting from 0.)"""
+        if not stepped:
+            return
+        count = getattr(self, '_steps_without_post_update', 0) + 1
+        self._steps_without_post_update = count
+        has_updates = type(self).after_optim_step is not \
+            BaseVCL.after_optim_step or any(
+                hasattr(head, 'after_optim_step')
+                for head in self.heads.values())
+        if count > limit and has_updates:
+            raise RuntimeError(
+                f'{type(self).__name__}: {count} optimiser steps without '
+                'after_optim_step(), so its momentum encoder / prototypes '
+                'are not being updated; add '
+                "custom_hooks=[dict(type='AfterOptimStepHook')] to the "
+                'config (configs/_base_/default_runtime.py has it)')
 
     def extract_feat(
             self, inputs: Union[Tensor, Sequence[Tensor]]
