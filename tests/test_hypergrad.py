@@ -24,6 +24,9 @@ Tolerances (relative, in the 2-norm), per method:
   form (1e-9); exact on a quadratic for any ``k`` (1e-9); on the quartic its
   distance to the exact unrolled hypergradient is O(eps): it halves (ratio
   1.8-2.2) when alpha halves.
+* ``aid_minres``: with as many iterations as unknowns, the exact solve of
+  positive definite and indefinite systems: 1e-8; its residual estimate is
+  the true residual (1e-8 relative).
 * ``first_order``: ``v`` exactly.
 """
 from contextlib import contextmanager
@@ -33,7 +36,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from mmbodvcl.functional.hypergrad import (AidCg, AidFd, AidNmn,
+from mmbodvcl.functional.hypergrad import (AidCg, AidFd, AidMinres, AidNmn,
                                            BilevelProblem, FirstOrder,
                                            Hypergradient, ItdFd, ItdRmad)
 
@@ -47,6 +50,7 @@ METHODS = dict(
     aid_fd=AidFd,
     aid_nmn=AidNmn,
     aid_cg=AidCg,
+    aid_minres=AidMinres,
     first_order=FirstOrder)
 
 
@@ -274,6 +278,29 @@ def test_cg_stops_at_non_positive_curvature():
     torch.testing.assert_close(solution[0], vec @ vec / curvature * vec)
 
 
+@pytest.mark.parametrize('definite', [True, False])
+def test_aid_minres_solves_definite_and_indefinite_systems(definite):
+    prob = _problem()
+    if not definite:  # I + gamma H with eigenvalues down to -3
+        basis = torch.linalg.qr(prob['A'])[0]
+        eigvals = torch.linspace(-40.0, 4.0, DIM, dtype=torch.float64)
+        prob['A'] = basis @ torch.diag(eigvals) @ basis.T
+    theta_star, v, _ = _closed_form(prob, 0.0, 1)
+    system = torch.eye(DIM, dtype=torch.float64) + GAMMA * prob['A']
+    exact = torch.linalg.solve(system, v)
+    _, result = _run(prob, 'aid_minres', iterations=DIM, tol=0.0)
+    assert _rel(_flat(result.hypergrad), exact) < 1e-8
+    for steps in (1, 3):
+        _, few = _run(prob, 'aid_minres', iterations=steps, tol=0.0)
+        residual = (system @ _flat(few.hypergrad) - v).norm() / v.norm()
+        assert abs(few.stats['minres_residual'] - residual) < 1e-8 * (
+            1 + residual)
+        assert few.stats['minres_iterations'] == steps
+    if not definite:  # where CG has to stop early
+        _, cg = _run(prob, 'aid_cg', iterations=DIM, tol=0.0)
+        assert cg.stats['cg_truncated'] == 1.0
+
+
 @pytest.mark.parametrize('method', sorted(METHODS))
 def test_unused_parameters_get_zero_lower_gradient(method):
     # The second tensor does not enter the lower loss (like a contrastive
@@ -299,7 +326,8 @@ def test_pass_counts():
     prob = _problem()
     counts = {}
     for method in METHODS:
-        kwargs = dict(iterations=3) if method in ('aid_nmn', 'aid_cg') else {}
+        kwargs = dict(iterations=3) if method.startswith(
+            ('aid_nmn', 'aid_cg', 'aid_minres')) else {}
         _, result = _run(prob, method, 0.3, inner_steps=2, **kwargs)
         counts[method] = result.passes
     assert counts['first_order']['lower_forward'] == 2

@@ -10,8 +10,9 @@ from typing import Optional, Union
 
 from mmengine.registry import Registry
 
-from mmbodvcl.functional.hypergrad import (AidCg, AidFd, AidNmn, FirstOrder,
-                                           Hypergradient, ItdFd, ItdRmad)
+from mmbodvcl.functional.hypergrad import (AidCg, AidFd, AidMinres, AidNmn,
+                                           FirstOrder, Hypergradient, ItdFd,
+                                           ItdRmad)
 
 HYPERGRADIENTS = Registry('hypergradient')
 HYPERGRADIENTS.register_module('itd_rmad', module=ItdRmad)
@@ -19,6 +20,7 @@ HYPERGRADIENTS.register_module('itd_fd', module=ItdFd)
 HYPERGRADIENTS.register_module('aid_fd', module=AidFd)
 HYPERGRADIENTS.register_module('aid_nmn', module=AidNmn)
 HYPERGRADIENTS.register_module('aid_cg', module=AidCg)
+HYPERGRADIENTS.register_module('aid_minres', module=AidMinres)
 HYPERGRADIENTS.register_module('first_order', module=FirstOrder)
 
 #: The method of ``hypergrad`` configs without a ``type`` (docs/bilevel.md

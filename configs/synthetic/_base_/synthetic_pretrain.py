@@ -69,6 +69,8 @@ param_scheduler = [
 ]
 
 custom_hooks = [
+    dict(type='AfterOptimStepHook'),
+    dict(type='PreemptionHook'),
     dict(
         type='SyntheticProbeHook',
         interval=200,

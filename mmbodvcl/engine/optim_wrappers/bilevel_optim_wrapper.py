@@ -29,6 +29,7 @@ from torch.optim import Optimizer
 
 from mmbodvcl.functional.hypergrad import (BilevelProblem, HypergradResult,
                                            Hypergradient)
+from mmbodvcl.functional.hypergrad.base import norm
 from ..hypergradients import build_hypergradient
 
 #: A loss as a function of the parameter tensors -> ``(loss, log_vars)``.
@@ -231,8 +232,14 @@ class BiLevelOptimWrapper(OptimWrapper):
             sync=torch.cuda.synchronize
             if device.type == 'cuda' else _no_sync)
         result = self.hypergrad(params, problem)
-        finite = self._apply_hypergradient(params, result.hypergrad)
-        return self._log_vars(logged, result, finite, amp_dtype)
+        hypergrad_norm = norm(result.hypergrad)
+        finite = bool(torch.isfinite(hypergrad_norm))
+        self._apply_hypergradient(params, result.hypergrad, finite)
+        log_vars = self._log_vars(logged, result, amp_dtype)
+        log_vars['hypergrad_norm'] = hypergrad_norm.float()
+        if amp_dtype == 'float16':
+            log_vars['skipped_nonfinite'] = torch.tensor(float(not finite))
+        return log_vars
 
     def _checked_params(
             self, named_params: Sequence[Tuple[str, Tensor]]) -> List[Tensor]:
@@ -268,11 +275,9 @@ class BiLevelOptimWrapper(OptimWrapper):
         return step
 
     def _apply_hypergradient(self, params: List[Tensor],
-                             hypergrad: List[Tensor]) -> bool:
+                             hypergrad: List[Tensor], finite: bool) -> None:
         """Step along ``hypergrad`` through ``OptimWrapper.update_params``:
         the gradient of ``sum <theta, hypergrad>`` is the hypergradient."""
-        finite = bool(
-            torch.stack([torch.isfinite(h).all() for h in hypergrad]).all())
         if self._loss_scale is not None and self.use_amp:
             self._loss_scale.update(finite)
             if not finite:  # fp16 overflow: skip the step, halve the scale
@@ -292,7 +297,6 @@ class BiLevelOptimWrapper(OptimWrapper):
         surrogate = torch.stack([(p * h).sum()
                                  for p, h in zip(params, hypergrad)]).sum()
         OptimWrapper.update_params(self, surrogate)
-        return finite
 
     def step(self, **kwargs) -> None:
         """``OptimWrapper.step``, skipped (with the gradients accumulated
@@ -303,7 +307,7 @@ class BiLevelOptimWrapper(OptimWrapper):
         super().step(**kwargs)
 
     def _log_vars(self, logged: Dict[str, Dict[str, Tensor]],
-                  result: HypergradResult, finite: bool,
+                  result: HypergradResult,
                   amp_dtype: Optional[str]) -> Dict[str, Tensor]:
         log_vars = {
             key: value.detach()
@@ -311,15 +315,13 @@ class BiLevelOptimWrapper(OptimWrapper):
         }
         log_vars.update({k: v.detach() for k, v in logged['upper'].items()})
         log_vars['lower_grad_norm'] = result.lower_grad_norm.float()
-        log_vars['hypergrad_norm'] = _norm(result.hypergrad)
-        log_vars['upper_grad_norm'] = _norm(result.upper_grad)
+        log_vars['upper_grad_norm'] = norm(result.upper_grad).float()
         for phase, seconds in result.seconds.items():
             log_vars[f'time_{phase}'] = torch.tensor(seconds)
         for key, value in result.stats.items():
             log_vars[f'hypergrad_{key}'] = torch.tensor(value)
         if amp_dtype == 'float16':
             log_vars['loss_scale'] = torch.tensor(self._loss_scale.scale)
-            log_vars['skipped_nonfinite'] = torch.tensor(float(not finite))
         return log_vars
 
     # ------------------------------------------------------------ state
@@ -351,11 +353,6 @@ class BiLevelOptimWrapper(OptimWrapper):
 
 def _no_sync() -> None:
     return None
-
-
-def _norm(tensors: List[Tensor]) -> Tensor:
-    norms = torch._foreach_norm([t.detach().float() for t in tensors])
-    return torch.linalg.vector_norm(torch.stack(norms))
 
 
 def _logging_scalar(loss_fn: LossAndLogsFn, level: str,

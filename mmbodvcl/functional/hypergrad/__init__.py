@@ -6,6 +6,7 @@ constructor arguments are its configuration) plus one registration line in
 """
 from .aid_cg import AidCg
 from .aid_fd import AidFd
+from .aid_minres import AidMinres
 from .aid_nmn import AidNmn, HessianSolve
 from .base import BilevelProblem, HypergradResult, Hypergradient, LowerPath
 from .first_order import FirstOrder
@@ -13,7 +14,7 @@ from .itd_fd import ItdFd
 from .itd_rmad import ItdRmad
 
 __all__ = [
-    'AidCg', 'AidFd', 'AidNmn', 'BilevelProblem', 'FirstOrder',
+    'AidCg', 'AidFd', 'AidMinres', 'AidNmn', 'BilevelProblem', 'FirstOrder',
     'HessianSolve', 'HypergradResult', 'Hypergradient', 'ItdFd', 'ItdRmad',
     'LowerPath'
 ]

@@ -73,11 +73,13 @@ def dot(xs: Sequence[Tensor], ys: Sequence[Tensor]) -> Tensor:
 
 
 def norm(tensors: Sequence[Tensor]) -> Tensor:
-    """2-norm over all tensors (detached, float32 or wider)."""
+    """2-norm over all tensors as a detached float64 scalar (per-tensor
+    norms in float64, so large finite values do not overflow; any NaN or
+    Inf makes it non-finite)."""
     with torch.no_grad():
-        norms = torch._foreach_norm(list(tensors))
-        return torch.linalg.vector_norm(torch.stack(norms).double()).to(
-            torch.promote_types(tensors[0].dtype, torch.float32))
+        norms = torch._foreach_norm([t.detach() for t in tensors], 2,
+                                    dtype=torch.float64)
+        return torch.linalg.vector_norm(torch.stack(norms))
 
 
 def gradient(loss: Tensor,

@@ -35,7 +35,7 @@ class ItdFd(Hypergradient):
     def __init__(self,
                  inner_steps: int = 1,
                  lower_lr: Optional[float] = None,
-                 alpha: float = 1e-3) -> None:
+                 alpha: float = 1e-4) -> None:
         super().__init__(inner_steps, lower_lr)
         _check_alpha(type(self).__name__, alpha)
         self.alpha = alpha
