@@ -27,23 +27,44 @@ from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import Sampler
 
 
-def _rng_state(with_host: bool = True) -> Dict[str, object]:
-    state: Dict[str, object] = dict(torch=torch.get_rng_state())
+def _rng_state() -> Dict[str, object]:
+    state: Dict[str, object] = dict(
+        torch=torch.get_rng_state(),
+        numpy=np.random.get_state(),
+        python=random.getstate())
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state_all()
-    if with_host:
-        state['numpy'] = np.random.get_state()
-        state['python'] = random.getstate()
     return state
 
 
-def _set_rng_state(state: Dict[str, object], with_host: bool) -> None:
+def _set_rng_state(state: Dict[str, object]) -> None:
     torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    random.setstate(state['python'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
-    if with_host:
-        np.random.set_state(state['numpy'])
-        random.setstate(state['python'])
+
+
+class _RestoreBeforeNext:
+    """Iterator proxy that calls ``on_start`` once, right before the
+    ``after``-th item (counted from 0) is fetched."""
+
+    def __init__(self, iterator, after: int,
+                 on_start: Callable[[], None]) -> None:
+        self.iterator = iterator
+        self.after = after
+        self.on_start: Optional[Callable[[], None]] = on_start
+        self.calls = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.on_start is not None and self.calls == self.after:
+            self.on_start()
+            self.on_start = None
+        self.calls += 1
+        return next(self.iterator)
 
 
 class _SkipFirst(Sampler):
@@ -79,11 +100,13 @@ class PreemptionHook(Hook):
     * Every checkpoint gets rank 0's random states (torch, CUDA, numpy,
       Python) under ``rng_state``. On resume they are restored on every rank
       (ranks share one seed unless ``randomness.diff_rank_seed``, which is
-      then not reproduced), and a mid-epoch checkpoint of an epoch-based
+      then not reproduced) right before the first batch after the
+      checkpoint is loaded, and a mid-epoch checkpoint of an epoch-based
       loop resumes at its batch (the sampler skips the trained indices
-      without loading them). Data augmentation drawn inside data-loader
-      workers (``num_workers > 0``) restarts from the epoch's worker seeds,
-      so it is reproduced only at epoch boundaries or with ``num_workers=0``.
+      without loading them; iteration-based loops re-load them, MMEngine's
+      "advance"). Data augmentation drawn inside data-loader workers
+      (``num_workers > 0``) restarts from the workers' seeds, so it is
+      reproduced at epoch boundaries, or with ``num_workers=0``.
 
     Args:
         signals: names of the signals to catch.
@@ -166,24 +189,31 @@ class PreemptionHook(Hook):
             rng_state=checkpoint.get('rng_state'))
 
     def _arm_resume(self, runner) -> None:
+        """Restore the random states right before the first batch after
+        the checkpoint is loaded, as the uninterrupted run loaded it."""
         resumed, self._resumed = self._resumed, None
+        self._restore = None
         if (not resumed or resumed['iter'] != runner.iter
                 or runner.iter == 0 or resumed['rng_state'] is None):
-            self._restore = None
             return
         state = resumed['rng_state']
-        epoch_based = isinstance(runner.train_loop, EpochBasedTrainLoop)
-        done = runner.iter - runner.epoch * len(
-            runner.train_dataloader) if epoch_based else 0
-        self._restore = dict(state=state, epoch_based=epoch_based, done=done)
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):
+            done = runner.iter - runner.epoch * len(runner.train_dataloader)
+            self._restore = dict(state=state, done=done)
+        else:
+            # Iteration-based loops re-load ("advance") the trained batches
+            # through this iterator first.
+            loop = runner.train_loop
+            loop.dataloader_iterator = _RestoreBeforeNext(
+                loop.dataloader_iterator, runner.iter,
+                lambda: _set_rng_state(state))
 
     def before_train_epoch(self, runner) -> None:
-        restore = self._restore
-        if not restore or not restore['epoch_based']:
+        restore, self._restore = self._restore, None
+        if not restore:
             return
-        self._restore = None
         if not restore['done']:  # an epoch boundary: before the loader
-            _set_rng_state(restore['state'], with_host=True)
+            _set_rng_state(restore['state'])
             return
         batch_sampler = getattr(runner.train_dataloader, 'batch_sampler',
                                 None)
@@ -195,21 +225,10 @@ class PreemptionHook(Hook):
         self._original_sampler = batch_sampler.sampler
         batch_sampler.sampler = _SkipFirst(
             batch_sampler.sampler, restore['done'] * batch_sampler.batch_size,
-            lambda: _set_rng_state(restore['state'], with_host=True))
+            lambda: _set_rng_state(restore['state']))
 
     def after_train_epoch(self, runner) -> None:
         if self._original_sampler is not None:
             runner.train_dataloader.batch_sampler.sampler = \
                 self._original_sampler
             self._original_sampler = None
-
-    def before_train_iter(self,
-                          runner,
-                          batch_idx: int,
-                          data_batch=None) -> None:
-        # Iteration-based loops re-load the trained batches (MMEngine's
-        # "advance"), which replays the host generators by itself.
-        restore = self._restore
-        if restore and not restore['epoch_based']:
-            self._restore = None
-            _set_rng_state(restore['state'], with_host=False)
