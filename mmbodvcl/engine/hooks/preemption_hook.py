@@ -171,7 +171,7 @@ class PreemptionHook(Hook):
         print_log(
             f'PreemptionHook: received {name}; saved {path} after iteration '
             f'{runner.iter + 1} (epoch {runner.epoch + 1}) and exiting. '
-            'Continue with `tools/train.py <config> --resume` (same '
+            'Continue by running the same command with `--resume` (same '
             'work_dir).',
             logger='current',
             level=logging.WARNING)
