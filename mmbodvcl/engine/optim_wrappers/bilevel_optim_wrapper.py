@@ -294,8 +294,10 @@ class BiLevelOptimWrapper(OptimWrapper):
                 f'BiLevelOptimWrapper: the {self.hypergrad!r} hypergradient '
                 'has non-finite values (check the losses and learning '
                 'rates); refusing to pass it to the optimiser')
-        surrogate = torch.stack([(p * h).sum()
-                                 for p, h in zip(params, hypergrad)]).sum()
+        surrogate = torch.stack([
+            torch.vdot(p.reshape(-1), h.reshape(-1).to(p.dtype))
+            for p, h in zip(params, hypergrad)
+        ]).sum()
         OptimWrapper.update_params(self, surrogate)
 
     def step(self, **kwargs) -> None:

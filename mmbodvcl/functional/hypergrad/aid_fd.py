@@ -45,6 +45,8 @@ class AidFd(Hypergradient):
             shifted(path.theta_star, upper_grad, eps))
         _, minus = problem.lower_gradient(
             shifted(path.theta_star, upper_grad, -eps))
-        scale = problem.lower_lr / (2.0 * eps)
-        difference = torch._foreach_sub(plus, minus)
-        return torch._foreach_add(upper_grad, difference, alpha=-scale)
+        # v - gamma (plus - minus) / (2 eps), in place in the fresh ``plus``.
+        torch._foreach_sub_(plus, minus)
+        torch._foreach_mul_(plus, -problem.lower_lr / (2.0 * eps))
+        torch._foreach_add_(plus, upper_grad)
+        return plus

@@ -50,8 +50,10 @@ class ItdFd(Hypergradient):
                 break
             eps = self.alpha / size
             _, moved = problem.lower_gradient(shifted(theta, vec, eps))
-            # vec <- vec - gamma (g(theta_j + eps vec) - g(theta_j)) / eps
-            difference = torch._foreach_sub(moved, grads)
-            vec = torch._foreach_add(
-                vec, difference, alpha=-problem.lower_lr / eps)
+            # vec <- vec - gamma (g(theta_j + eps vec) - g(theta_j)) / eps,
+            # in place in the fresh gradient (no parameter-sized copies).
+            torch._foreach_sub_(moved, grads)
+            torch._foreach_mul_(moved, -problem.lower_lr / eps)
+            torch._foreach_add_(moved, vec)
+            vec = moved
         return vec
