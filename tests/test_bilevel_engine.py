@@ -139,6 +139,21 @@ def videos(tmp_path_factory) -> Dict[str, str]:
     return dict(ann=ann, root=root)
 
 
+PIPELINE = [
+    dict(type='DecordInit'),
+    dict(
+        type='SampleFrames',
+        clip_len=4,
+        frame_interval=2,
+        num_clips=1,
+        test_mode=True),
+    dict(type='DecordDecode'),
+    dict(type='Resize', scale=(16, 16), keep_ratio=False),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs'),
+]
+
+
 def _cfg(videos: Dict[str, str],
          work_dir: str,
          hypergrad: Optional[dict] = None,
@@ -146,19 +161,6 @@ def _cfg(videos: Dict[str, str],
          batch_size: int = 4,
          norm: bool = True,
          **wrapper_kwargs) -> Config:
-    pipeline = [
-        dict(type='DecordInit'),
-        dict(
-            type='SampleFrames',
-            clip_len=4,
-            frame_interval=2,
-            num_clips=1,
-            test_mode=True),
-        dict(type='DecordDecode'),
-        dict(type='Resize', scale=(16, 16), keep_ratio=False),
-        dict(type='FormatShape', input_format='NCTHW'),
-        dict(type='PackActionInputs'),
-    ]
     return Config(
         dict(
             default_scope='mmaction',
@@ -183,7 +185,7 @@ def _cfg(videos: Dict[str, str],
                     type='VideoDataset',
                     ann_file=videos['ann'],
                     data_prefix=dict(video=videos['root']),
-                    pipeline=pipeline)),
+                    pipeline=PIPELINE)),
             train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
             optim_wrapper=dict(
                 type='BiLevelOptimWrapper',

@@ -227,8 +227,10 @@ def test_baseline_differs_only_in_what_bodvcl_changes(baseline):
         for key in set(plain) | set(ours) if plain.get(key) != ours.get(key)
     }
     # The step (bi-level vs single-level) decides the DDP wrapper too.
-    allowed = {'model.decouple', 'optim_wrapper.type', 'model_wrapper_cfg.type',
-               'optim_wrapper.constructor'}
+    allowed = {
+        'model.decouple', 'optim_wrapper.type', 'model_wrapper_cfg.type',
+        'optim_wrapper.constructor'
+    }
     allowed |= {
         key
         for key in ours if key.startswith('optim_wrapper.hypergrad.')

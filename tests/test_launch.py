@@ -248,4 +248,5 @@ def test_dist_train_turns_usr1_into_a_checkpoint(tmp_path):
     assert launch.returncode != 0, out[-3000:]
     assert out.count('PreemptionHook: received SIGTERM') >= 1, out[-3000:]
     assert osp.exists(osp.join(work_dir, 'iter_2.pth'))
-    assert not osp.exists(osp.join(work_dir, f'iter_{2 * ITERS_PER_EPOCH}.pth'))
+    last = f'iter_{2 * ITERS_PER_EPOCH}.pth'
+    assert not osp.exists(osp.join(work_dir, last))

@@ -58,8 +58,9 @@ def test_hook_updates_after_each_optimiser_step(tmp_path):
     runner.train()
     assert int(runner.model.target_net.steps) == 2
     target = runner.model.target_net.module[0]
-    moved = [not torch.equal(p, q) for p, q in zip(online, target.parameters())]
-    assert any(moved)  # the EMA followed the trained online encoder
+    # The EMA followed the online encoder away from its initial weights.
+    assert any(not torch.equal(p, q)
+               for p, q in zip(online, target.parameters()))
 
 
 def test_forgotten_hook_fails_loudly_not_silently(tmp_path):

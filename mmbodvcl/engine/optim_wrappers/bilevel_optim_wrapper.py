@@ -35,6 +35,8 @@ from ..hypergradients import build_hypergradient
 #: A loss as a function of the parameter tensors -> ``(loss, log_vars)``.
 LossAndLogsFn = Callable[[Sequence[Tensor]], Tuple[Tensor, Dict[str,
                                                                 Tensor]]]
+
+
 class _DynamicLossScale:
     """fp16 loss scale: halve on overflow, double after ``interval`` clean
     iterations (the policy of ``torch.cuda.amp.GradScaler``)."""

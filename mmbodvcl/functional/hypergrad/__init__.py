@@ -4,8 +4,8 @@ A new method is a :class:`Hypergradient` subclass in a new file here (its
 constructor arguments are its configuration) plus one registration line in
 ``mmbodvcl/engine/hypergradients.py``.
 """
-from .aid_cg import AidCg
-from .aid_fd import AidFd
+from .aid_cg import AidCg, KrylovSolve
+from .aid_fd import AidFd, FiniteDifference
 from .aid_minres import AidMinres
 from .aid_nmn import AidNmn, HessianSolve
 from .base import BilevelProblem, HypergradResult, Hypergradient, LowerPath
@@ -14,7 +14,7 @@ from .itd_fd import ItdFd
 from .itd_rmad import ItdRmad
 
 __all__ = [
-    'AidCg', 'AidFd', 'AidMinres', 'AidNmn', 'BilevelProblem', 'FirstOrder',
-    'HessianSolve', 'HypergradResult', 'Hypergradient', 'ItdFd', 'ItdRmad',
-    'LowerPath'
+    'AidCg', 'AidFd', 'AidMinres', 'AidNmn', 'BilevelProblem',
+    'FiniteDifference', 'FirstOrder', 'HessianSolve', 'HypergradResult',
+    'Hypergradient', 'ItdFd', 'ItdRmad', 'KrylovSolve', 'LowerPath'
 ]

@@ -8,18 +8,8 @@ from .aid_nmn import HessianSolve
 from .base import Operator, dot
 
 
-class AidCg(HessianSolve):
-    """Conjugate gradient on ``(I + gamma H(theta*)) x = v`` from ``x = 0``
-    (``iterations`` steps, or until ``|r|^2 <= tol``), truncated as in
-    Newton-CG (Nocedal & Wright, Algorithm 7.1): at a direction of
-    non-positive curvature of ``I + gamma H`` (``H`` indefinite with
-    eigenvalues below ``-1/gamma``, as at initialisation) it stops at the
-    last iterate, and if that is the first one it returns ``v`` (the
-    first-order hypergradient), so it never divides by a non-positive
-    curvature. The scalar recurrences run in float64.
-
-    Records ``cg_iterations`` (CG steps taken) and ``cg_truncated`` (1 when
-    it stopped at non-positive curvature) in the result's ``stats``.
+class KrylovSolve(HessianSolve):
+    """Base of the Krylov solvers of ``(I + gamma H(theta*)) x = v``.
 
     Args:
         tol: stop when the squared residual norm falls to it.
@@ -33,8 +23,26 @@ class AidCg(HessianSolve):
                  tol: float = 1e-10) -> None:
         super().__init__(inner_steps, lower_lr, iterations)
         if not tol >= 0:
-            raise ValueError(f'AidCg: tol must be >= 0, got {tol!r}')
+            raise ValueError(
+                f'{type(self).__name__}: tol must be >= 0, got {tol!r}')
         self.tol = tol
+
+
+class AidCg(KrylovSolve):
+    """Conjugate gradient on ``(I + gamma H(theta*)) x = v`` from ``x = 0``
+    (``iterations`` steps, or until ``|r|^2 <= tol``), truncated as in
+    Newton-CG (Nocedal & Wright, Algorithm 7.1): at a direction of
+    non-positive curvature of ``I + gamma H`` (``H`` indefinite with
+    eigenvalues below ``-1/gamma``, as at initialisation) it stops at the
+    last iterate, and if that is the first one it returns ``v`` (the
+    first-order hypergradient), so it never divides by a non-positive
+    curvature. The scalar recurrences run in float64.
+
+    Records ``cg_iterations`` (CG steps taken) and ``cg_truncated`` (1 when
+    it stopped at non-positive curvature) in the result's ``stats``.
+
+    Args: see :class:`KrylovSolve`.
+    """
 
     def solve(self, hvp: Operator, upper_grad: List[Tensor], lower_lr: float,
               stats: Dict[str, float]) -> List[Tensor]:

@@ -7,22 +7,12 @@ from torch import Tensor
 from .base import BilevelProblem, Hypergradient, LowerPath, norm, shifted
 
 
-def _check_alpha(owner: str, alpha: float) -> None:
-    if not alpha > 0:
-        raise ValueError(f'{owner}: alpha must be > 0, got {alpha!r}')
-
-
-class AidFd(Hypergradient):
-    """DARTS' hypergradient ``v - gamma (g(theta* + eps v) - g(theta* - eps
-    v)) / (2 eps)``, ``g = grad L_pred``, ``eps = alpha / |v|`` (betty-ml's
-    ``darts``). For ``k = 1`` it approximates the unrolled ``(I - gamma
-    H(theta)) v`` up to O(gamma^2) (``H`` at ``theta*`` instead of
-    ``theta``) and O(eps^2).
-
-    Passes: ``(k + 2)`` x (F + B of ``L_pred``) + F + B of ``U``.
+class FiniteDifference(Hypergradient):
+    """Base of the methods whose Hessian-vector products are differences of
+    the lower gradient, ``eps = alpha / |direction|``.
 
     Args:
-        alpha: perturbation size ``eps |v|``.
+        alpha: perturbation size ``eps |direction|``.
         inner_steps, lower_lr: see :class:`Hypergradient`.
     """
 
@@ -31,8 +21,23 @@ class AidFd(Hypergradient):
                  lower_lr: Optional[float] = None,
                  alpha: float = 0.01) -> None:
         super().__init__(inner_steps, lower_lr)
-        _check_alpha(type(self).__name__, alpha)
+        if not alpha > 0:
+            raise ValueError(
+                f'{type(self).__name__}: alpha must be > 0, got {alpha!r}')
         self.alpha = alpha
+
+
+class AidFd(FiniteDifference):
+    """DARTS' hypergradient ``v - gamma (g(theta* + eps v) - g(theta* - eps
+    v)) / (2 eps)``, ``g = grad L_pred``, ``eps = alpha / |v|`` (betty-ml's
+    ``darts``). For ``k = 1`` it approximates the unrolled ``(I - gamma
+    H(theta)) v`` up to O(gamma^2) (``H`` at ``theta*`` instead of
+    ``theta``) and O(eps^2).
+
+    Passes: ``(k + 2)`` x (F + B of ``L_pred``) + F + B of ``U``.
+
+    Args: see :class:`FiniteDifference` (``alpha = 0.01``).
+    """
 
     def correct(self, path: LowerPath, upper_grad: List[Tensor],
                 problem: BilevelProblem,

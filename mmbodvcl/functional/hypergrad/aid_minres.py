@@ -1,15 +1,15 @@
 """AID-MINRES: ``(I + gamma H)^-1 v`` by MINRES, for indefinite ``H``."""
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from torch import Tensor
 
-from .aid_nmn import HessianSolve
+from .aid_cg import KrylovSolve
 from .base import Operator, dot
 
 
-class AidMinres(HessianSolve):
+class AidMinres(KrylovSolve):
     """MINRES (Paige & Saunders, 1975) on ``(I + gamma H(theta*)) x = v``
     from ``x = 0``: the iterate of least residual in the same Krylov space
     CG searches, for any symmetric system, so it needs no positive
@@ -22,20 +22,8 @@ class AidMinres(HessianSolve):
     Records ``minres_iterations`` and ``minres_residual`` (``|r| / |v|``)
     in the result's ``stats``.
 
-    Args:
-        tol: stop when the squared residual norm falls to it.
-        iterations, inner_steps, lower_lr: see :class:`HessianSolve`.
+    Args: see :class:`KrylovSolve`.
     """
-
-    def __init__(self,
-                 inner_steps: int = 1,
-                 lower_lr: Optional[float] = None,
-                 iterations: int = 5,
-                 tol: float = 1e-10) -> None:
-        super().__init__(inner_steps, lower_lr, iterations)
-        if not tol >= 0:
-            raise ValueError(f'AidMinres: tol must be >= 0, got {tol!r}')
-        self.tol = tol
 
     def solve(self, hvp: Operator, upper_grad: List[Tensor], lower_lr: float,
               stats: Dict[str, float]) -> List[Tensor]:
@@ -43,7 +31,8 @@ class AidMinres(HessianSolve):
         x, w, w_prev = zeros, zeros, zeros
         r_prev, r_cur, y = upper_grad, upper_grad, upper_grad
         beta0 = beta = math.sqrt(dot(y, y).item())
-        beta_prev, dbar, eps_cur, phibar, cs, sn = 0.0, 0.0, 0.0, beta0, -1., 0.
+        beta_prev, dbar, eps_cur, phibar = 0.0, 0.0, 0.0, beta0
+        cs, sn = -1.0, 0.0
         steps = 0
         while steps < self.iterations and beta > 0 and phibar**2 > self.tol:
             vec = torch._foreach_div(y, beta)

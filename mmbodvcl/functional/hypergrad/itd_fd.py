@@ -5,11 +5,11 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor
 
-from .aid_fd import _check_alpha
-from .base import BilevelProblem, Hypergradient, LowerPath, norm, shifted
+from .aid_fd import FiniteDifference
+from .base import BilevelProblem, LowerPath, norm, shifted
 
 
-class ItdFd(Hypergradient):
+class ItdFd(FiniteDifference):
     """``prod_j (I - gamma H(theta_j)) v`` (the exact hypergradient of the
     unrolled map, as ITD-RMAD) swept in reverse order with
     ``H(theta_j) u ~ (g(theta_j + eps u) - g(theta_j)) / eps``,
@@ -25,9 +25,9 @@ class ItdFd(Hypergradient):
     Passes: ``2k`` x (F + B of ``L_pred``) + F + B of ``U``. Needs plain
     gradient-descent lower steps (no separate lower optimiser).
 
-    Args:
-        alpha: perturbation size ``eps |u|``.
-        inner_steps, lower_lr: see :class:`Hypergradient`.
+    Args: see :class:`FiniteDifference`; ``alpha = 1e-4`` (the best median
+    error of 1e-2, 1e-3, 1e-4 measured on the tiny V-SimCLR, fp32;
+    docs/bilevel.md).
     """
     unrolled = True
     keeps_path = True
@@ -36,9 +36,7 @@ class ItdFd(Hypergradient):
                  inner_steps: int = 1,
                  lower_lr: Optional[float] = None,
                  alpha: float = 1e-4) -> None:
-        super().__init__(inner_steps, lower_lr)
-        _check_alpha(type(self).__name__, alpha)
-        self.alpha = alpha
+        super().__init__(inner_steps, lower_lr, alpha)
 
     def correct(self, path: LowerPath, upper_grad: List[Tensor],
                 problem: BilevelProblem,
