@@ -1,27 +1,31 @@
 """Per-iteration time and peak memory of BOD-VCL's bi-level step, per
 hypergradient method, relative to the plain V-CL baseline, in one run.
 
-Every configuration runs in its own subprocess (so peak memory is its own):
-V-SimCLR on a tiny ResNet3dSlowOnly (CPU) or Slow-R50 (``--slow-r50``, GPU),
+V-SimCLR on a tiny ResNet3dSlowOnly (default) or Slow-R50 (``--slow-r50``),
 one real multi-view batch decoded once from generated videos and reused.
 
 * ``baseline``: plain V-CL, ``OptimWrapper`` on ``loss()`` (1 forward +
-  1 backward of the upper loss).
-* BOD-VCL with ``first_order``, ``aid_fd`` (default), ``aid_nmn``,
-  ``aid_cg`` and ``itd_rmad`` through ``BiLevelOptimWrapper``.
+  1 backward).
+* BOD-VCL (``decouple=True``) with ``first_order``, ``itd_fd`` (default),
+  ``aid_fd``, ``aid_nmn``, ``aid_cg``, ``aid_minres`` and ``itd_rmad`` through
+  ``BiLevelOptimWrapper``.
 
-Memory: peak resident set size (``resource.getrusage(...).ru_maxrss``) of
-the subprocess, and its increase over the RSS measured just before the
-first training step (model, data and libraries loaded); on CUDA
-``torch.cuda.max_memory_allocated``.
+Time: ONE process builds every configuration and runs them round-robin, one
+training iteration of each in turn, each followed by single timed passes
+(F + B of ``loss_lower`` and of ``loss_upper``, or of ``loss`` for the
+baseline), so load changes on a shared machine hit all of them alike;
+medians are reported. The pass-cost model prices a method's passes at those
+single-pass times: ``first_order`` k lower + 1 upper, ``itd_fd`` 2k lower +
+1 upper, ``aid_fd`` (k + 2) lower + 1 upper; ``measured / passes`` is the
+overhead of everything else (target <= 1.05).
 
-Pass-cost model for AID-FD (k lower steps): ``(k + 2)`` forward+backward
-passes of ``loss_lower`` (k lower steps, 2 finite-difference gradients) and
-one of ``loss_upper`` (first order: k and 1); each pass is timed alone in
-the same subprocess, interleaved with the iterations, and the ratio
-``measured / sum of passes`` of the medians is printed (target <= 1.1).
+Memory: each configuration in its own subprocess (warm-up iterations
+only): peak resident set size (``ru_maxrss``) and its increase over the RSS
+before the first step; on CUDA ``torch.cuda.max_memory_allocated``.
 
-Usage: ``python benchmarks/bench_bilevel.py [--iters 5] [--slow-r50]``.
+Usage: ``python benchmarks/bench_bilevel.py [--iters 5] [--slow-r50]
+[--size 112] [--device cpu|cuda] [--methods baseline itd_fd ...]
+[--json out.json]``.
 """
 import argparse
 import json
@@ -33,10 +37,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List
 
-METHODS = ['baseline', 'first_order', 'aid_fd', 'aid_nmn', 'aid_cg',
-           'itd_rmad']
+METHODS = ['baseline', 'first_order', 'itd_fd', 'aid_fd', 'aid_nmn',
+           'aid_cg', 'aid_minres', 'itd_rmad']
+# F + B passes of loss_lower per iteration (plus one of loss_upper) of the
+# methods whose cost is a plain count of passes, for k lower steps.
+LOWER_PASSES = dict(
+    first_order=lambda k: k, itd_fd=lambda k: 2 * k, aid_fd=lambda k: k + 2)
 
 
 def _rss_kib() -> float:
@@ -83,80 +91,116 @@ def _batch(video_root: str, batch_size: int, size: int, clip_len: int):
     return next(iter(loader))
 
 
-def _time_pass(model, processed, method: str, device_sync) -> float:
-    """Seconds of one forward + backward of ``model.<method>``."""
-    import torch
-    params = [p for p in model.parameters() if p.requires_grad]
-    start = time.perf_counter()
-    loss, _ = model.parse_losses(getattr(model, method)(**processed))
-    torch.autograd.grad(loss, params, allow_unused=True)
-    device_sync()
-    return time.perf_counter() - start
+class _Setup:
+    """One configuration: model, optimiser wrapper, batch, timers."""
+
+    def __init__(self, method: str, args, data, device: str) -> None:
+        import torch
+        from mmengine.optim import build_optim_wrapper
+
+        from mmaction.registry import MODELS
+        torch.manual_seed(0)
+        bodvcl = method != 'baseline'
+        self.method = method
+        self.model = MODELS.build(dict(_model_cfg(args.slow_r50),
+                                       decouple=bodvcl)).to(device).train()
+        optimizer = dict(type='SGD', lr=0.01, momentum=0.9)
+        # A small gamma keeps every method in its convergent regime (see
+        # docs/bilevel.md); the cost does not depend on it.
+        hypergrad = dict(type=method, inner_steps=args.k, lower_lr=1e-4)
+        if method in ('aid_nmn', 'aid_cg', 'aid_minres'):
+            hypergrad['iterations'] = args.iterations
+        wrapper_cfg = dict(
+            type='BiLevelOptimWrapper',
+            constructor='BiLevelOptimWrapperConstructor',
+            optimizer=optimizer, hypergrad=hypergrad,
+            clip_grad=dict(max_norm=10.0)) if bodvcl else dict(
+                optimizer=optimizer, clip_grad=dict(max_norm=10.0))
+        self.wrapper = build_optim_wrapper(self.model, wrapper_cfg)
+        self.data = self.model.data_preprocessor.cast_data(data)
+        self.processed = self.model.data_preprocessor(self.data, True)
+        self.passes = ('loss_lower', 'loss_upper') if bodvcl else ('loss', )
+        self.times: Dict[str, List[float]] = {
+            name: []
+            for name in ('iter', ) + self.passes
+        }
+
+    def step(self) -> None:
+        self.model.train_step(self.data, self.wrapper)
+
+    def time_pass(self, name: str, sync: Callable[[], None]) -> float:
+        """Seconds of one forward + backward of ``model.<name>``."""
+        import torch
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        start = time.perf_counter()
+        loss, _ = self.model.parse_losses(
+            getattr(self.model, name)(**self.processed))
+        torch.autograd.grad(loss, params, allow_unused=True)
+        sync()
+        return time.perf_counter() - start
 
 
-def worker(args) -> Dict[str, float]:
+def _device(args) -> str:
     import torch
-    from mmengine.optim import build_optim_wrapper
+    if args.device:
+        return args.device
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def _init(args):
+    import torch
     from mmengine.registry import init_default_scope
 
     import mmbodvcl  # noqa: F401
-    from mmaction.registry import MODELS
     init_default_scope('mmaction')
-    torch.manual_seed(0)
-    device = 'cuda' if args.slow_r50 and torch.cuda.is_available() else 'cpu'
+    device = _device(args)
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
-    bodvcl = args.method != 'baseline'
-    model = MODELS.build(dict(_model_cfg(args.slow_r50),
-                              decouple=bodvcl)).to(device).train()
-    optimizer = dict(type='SGD', lr=0.01, momentum=0.9)
-    # A small gamma keeps every method in its convergent regime (see
-    # docs/bilevel.md); the cost does not depend on it.
-    wrapper_cfg = dict(
-        type='BiLevelOptimWrapper', optimizer=optimizer,
-        hypergrad=dict(type=args.method, inner_steps=args.k,
-                       iterations=args.iterations, lower_lr=1e-4),
-        clip_grad=dict(max_norm=10.0)) if bodvcl else dict(
-            optimizer=optimizer, clip_grad=dict(max_norm=10.0))
-    wrapper = build_optim_wrapper(model, wrapper_cfg)
     data = _batch(args.videos, args.batch_size, args.size, args.clip_len)
-    if device == 'cuda':
-        data = model.data_preprocessor.cast_data(data)
+    return device, sync, data
 
-    result: Dict[str, float] = {}
-    processed = model.data_preprocessor(data, True)
-    rss_before = _rss_kib()
+
+def timing_worker(args) -> Dict[str, Dict[str, float]]:
+    """All methods in this process, round-robin; medians per method."""
+    device, sync, data = _init(args)
+    setups = [_Setup(method, args, data, device) for method in args.methods]
     for _ in range(args.warmup):
-        model.train_step(data, wrapper)
-    # Interleave iterations with single passes so that load changes on a
-    # shared machine hit both alike; report medians.
-    iters, lowers, uppers = [], [], []
+        for setup in setups:
+            setup.step()
     for _ in range(args.iters):
-        start = time.perf_counter()
-        model.train_step(data, wrapper)
-        sync()
-        iters.append(time.perf_counter() - start)
-        lowers.append(_time_pass(model, processed, 'loss_lower', sync))
-        uppers.append(_time_pass(model, processed, 'loss_upper', sync))
-    result['iter_s'] = statistics.median(iters)
-    result['pass_lower_s'] = statistics.median(lowers)
-    result['pass_upper_s'] = statistics.median(uppers)
-    # Passes each method needs, priced at the single-pass times.
-    lower_passes = dict(first_order=args.k, aid_fd=args.k + 2)
-    if args.method in lower_passes:
-        result['passes_model_s'] = (lower_passes[args.method] *
-                                    result['pass_lower_s'] +
-                                    result['pass_upper_s'])
-    result['peak_rss_mib'] = resource.getrusage(
-        resource.RUSAGE_SELF).ru_maxrss / 1024
-    result['rss_increase_mib'] = (resource.getrusage(
-        resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        for setup in setups:
+            start = time.perf_counter()
+            setup.step()
+            sync()
+            setup.times['iter'].append(time.perf_counter() - start)
+            for name in setup.passes:
+                setup.times[name].append(setup.time_pass(name, sync))
+    rows = {}
+    for setup in setups:
+        row = {f'{k}_s': statistics.median(v) for k, v in setup.times.items()}
+        if setup.method in LOWER_PASSES:
+            row['passes_model_s'] = LOWER_PASSES[setup.method](
+                args.k) * row['loss_lower_s'] + row['loss_upper_s']
+        rows[setup.method] = row
+    return rows
+
+
+def memory_worker(args) -> Dict[str, float]:
+    """One method in this process: peak memory over warm-up iterations."""
+    import torch
+    device, _, data = _init(args)
+    setup = _Setup(args.method, args, data, device)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(max(args.warmup, 1)):
+        setup.step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = dict(peak_rss_mib=peak / 1024,
+                  rss_increase_mib=(peak - rss_before) / 1024)
     if device == 'cuda':
         result['cuda_peak_mib'] = torch.cuda.max_memory_allocated() / 2**20
-    result['device'] = device
     return result
 
 
-def main() -> None:
+def _parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--iters', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=2)
@@ -167,73 +211,91 @@ def main() -> None:
     parser.add_argument('--size', type=int, default=64)
     parser.add_argument('--clip-len', type=int, default=8)
     parser.add_argument('--slow-r50', action='store_true',
-                        help='Slow-R50 on CUDA instead of the tiny CPU net')
+                        help='Slow-R50 instead of the tiny ResNet3dSlowOnly')
+    parser.add_argument('--device', choices=['cpu', 'cuda'],
+                        help='default: cuda when available')
     parser.add_argument('--methods', nargs='+', default=METHODS,
                         choices=METHODS)
+    parser.add_argument('--json', help='also write the results here')
+    parser.add_argument('--worker', choices=['timing', 'memory'],
+                        help=argparse.SUPPRESS)
     parser.add_argument('--method', help=argparse.SUPPRESS)
     parser.add_argument('--videos', help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.method:  # subprocess
-        print(json.dumps(worker(args)))
+    return parser.parse_args()
+
+
+def _run_worker(args, worker: str, extra: List[str]) -> dict:
+    forwarded = [
+        f'--{k.replace("_", "-")}={v}' for k, v in vars(args).items()
+        if k in ('iters', 'warmup', 'k', 'iterations', 'batch_size', 'size',
+                 'clip_len') or (k == 'device' and v)
+    ] + (['--slow-r50'] if args.slow_r50 else [])
+    cmd = [sys.executable, __file__, '--worker', worker, '--videos',
+           args.videos] + forwarded + extra
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f'benchmark {worker} worker {extra} failed:\n'
+                           f'{proc.stderr[-3000:]}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    args = _parse_args()
+    if args.worker == 'timing':
+        print(json.dumps(timing_worker(args)))
+        return
+    if args.worker == 'memory':
+        print(json.dumps(memory_worker(args)))
         return
 
     from mmbodvcl.testing import make_video_dataset
+    load_before = os.getloadavg()
+    start = time.time()
     with tempfile.TemporaryDirectory() as videos:
         make_video_dataset(videos, num_videos=args.batch_size,
                            num_frames=max(24, 2 * args.clip_len + 4),
-                           size=(48, 64))
-        rows: Dict[str, Dict[str, float]] = {}
+                           size=(48, 64) if args.size <= 64 else
+                           (args.size + 16, args.size + 32))
+        args.videos = videos
+        rows = _run_worker(args, 'timing', ['--methods'] + args.methods)
         for method in args.methods:
-            cmd = [sys.executable, __file__, '--method', method, '--videos',
-                   videos] + [
-                       f'--{k.replace("_", "-")}={v}' for k, v in vars(
-                           args).items() if k in ('iters', 'warmup', 'k',
-                                                  'iterations', 'batch_size',
-                                                  'size', 'clip_len')
-                   ] + (['--slow-r50'] if args.slow_r50 else [])
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f'benchmark worker {method!r} failed:\n'
-                                   f'{proc.stderr[-3000:]}')
-            rows[method] = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows[method].update(
+                _run_worker(args, 'memory', ['--method', method]))
             print(f'{method}: {rows[method]}', file=sys.stderr, flush=True)
-    _print_table(rows, args)
+    meta = dict(load_before=load_before, load_after=os.getloadavg(),
+                wall_s=time.time() - start, device=args.device or 'auto')
+    _print_table(rows, args, meta)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(rows=rows, meta=meta, args=vars(args)), f,
+                      indent=1)
 
 
-def _print_table(rows: Dict[str, Dict[str, float]], args) -> None:
+def _print_table(rows: Dict[str, Dict[str, float]], args, meta) -> None:
     base = rows.get('baseline')
     mem_key = 'cuda_peak_mib' if 'cuda_peak_mib' in next(
         iter(rows.values())) else 'rss_increase_mib'
-    print(f'device={next(iter(rows.values()))["device"]} '
+    print(f'{"Slow-R50" if args.slow_r50 else "tiny R3D-18/8"} '
           f'k={args.k} iterations={args.iterations} '
           f'batch={args.batch_size} views=2 T={args.clip_len} '
-          f'size={args.size} timed_iters={args.iters}')
-    header = (f'{"method":<12} {"s/iter":>8} {"x base":>7} '
-              f'{"peak RSS MiB":>12} {"x base":>7} {mem_key + " ":>18}'
-              f'{"x base":>7}')
-    print(header)
-    print('-' * len(header))
-    lines: List[str] = []
+          f'size={args.size} timed_iters={args.iters} '
+          f'load average before {meta["load_before"][0]:.2f} after '
+          f'{meta["load_after"][0]:.2f}, {meta["wall_s"]:.0f} s')
+    print(f'| method | s/iter | x baseline | passes s | x passes | '
+          f'peak RSS MiB | x baseline | {mem_key} | x baseline |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for method, row in rows.items():
-        t_ratio = row['iter_s'] / base['iter_s'] if base else float('nan')
-        rss_ratio = row['peak_rss_mib'] / base[
-            'peak_rss_mib'] if base else float('nan')
-        mem_ratio = row[mem_key] / base[mem_key] if base and base[
+        ratio = row['iter_s'] / base['iter_s'] if base else float('nan')
+        passes = row.get('passes_model_s')
+        rss = row['peak_rss_mib'] / base['peak_rss_mib'] if base else float(
+            'nan')
+        mem = row[mem_key] / base[mem_key] if base and base[
             mem_key] > 0 else float('nan')
-        lines.append(f'{method:<12} {row["iter_s"]:>8.3f} {t_ratio:>7.2f} '
-                     f'{row["peak_rss_mib"]:>12.1f} {rss_ratio:>7.2f} '
-                     f'{row[mem_key]:>17.1f} {mem_ratio:>7.2f}')
-    print('\n'.join(lines))
-    for method, lower in (('first_order', args.k), ('aid_fd', args.k + 2)):
-        row = rows.get(method)
-        if row:
-            print(f'{method} passes: {lower} x (fwd+bwd loss_lower '
-                  f'{row["pass_lower_s"]:.3f}s) + 1 x (fwd+bwd loss_upper '
-                  f'{row["pass_upper_s"]:.3f}s) = '
-                  f'{row["passes_model_s"]:.3f}s; measured '
-                  f'{row["iter_s"]:.3f}s/iter -> ratio '
-                  f'{row["iter_s"] / row["passes_model_s"]:.3f}'
-                  + (' (target <= 1.1)' if method == 'aid_fd' else ''))
+        print(f'| {method} | {row["iter_s"]:.3f} | {ratio:.2f} | '
+              + (f'{passes:.3f} | {row["iter_s"] / passes:.3f} | '
+                 if passes else '- | - | ')
+              + f'{row["peak_rss_mib"]:.1f} | {rss:.2f} | '
+              f'{row[mem_key]:.1f} | {mem:.2f} |')
 
 
 if __name__ == '__main__':

@@ -170,7 +170,8 @@ def train(algorithm: str, decouple: bool, video_root: str, work_dir: str,
             logger=dict(type='LoggerHook', interval=max_iters),
             checkpoint=dict(type='CheckpointHook', interval=max_iters,
                             by_epoch=False)),
-        custom_hooks=[recorder, *custom_hooks],
+        custom_hooks=[recorder, dict(type='AfterOptimStepHook'),
+                      *custom_hooks],
         randomness=dict(seed=0),
         default_scope='mmaction',
         log_level='WARNING',
@@ -242,8 +243,9 @@ def test_trains_in_runner_and_checkpoint_loads_into_recognizer(
 
 def test_bilevel_optim_wrapper_drives_lower_and_upper_levels(
         video_root, tmp_path):
-    """``train_step`` hands over to ``BiLevelOptimWrapper.bilevel_step``; the
-    momentum encoder still follows after each step."""
+    """``train_step`` hands its losses to
+    ``BiLevelOptimWrapper.update_params_bilevel``; the momentum encoder still
+    follows after each step."""
     runner, history = train(
         'VMoCo', True, video_root, str(tmp_path), max_iters=3,
         optim_wrapper=dict(
@@ -457,10 +459,7 @@ def _single_level_ddp_worker(rank: int, port: int, video_root: str,
     runner, _ = train(
         'VMoCo', False, video_root, osp.join(work_dir, str(rank)),
         max_iters=2,
-        runner_kwargs=dict(
-            launcher='pytorch',
-            cfg=dict(model_wrapper_cfg=dict(
-                type='VCLDistributedDataParallel'))))
+        runner_kwargs=dict(launcher='pytorch'))
     model = runner.model.module
     assert int(model.target_net.steps) == 2  # the EMA ran every iteration
     target = torch.cat([p.flatten() for p in model.target_net.parameters()])
@@ -470,7 +469,7 @@ def _single_level_ddp_worker(rank: int, port: int, video_root: str,
 
 def test_single_level_ddp_runs_the_momentum_update(video_root, tmp_path):
     """Under DDP, MMEngine's wrapper never calls the model's ``train_step``;
-    ``VCLDistributedDataParallel`` must still move the momentum encoder, on
+    ``AfterOptimStepHook`` must still move the momentum encoder, on
     every rank alike (2 gloo processes, V-MoCo baseline)."""
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))

@@ -4,7 +4,9 @@ ablation, through MMEngine's own Runner on real (decord-decoded) videos.
 The model is a small ``BaseModel`` written here to the algorithms' contract
 (docs/architecture.md): ``loss_lower`` -> L_pred, ``loss_upper`` -> L_A +
 L_M (it enqueues into a queue buffer, like MoCo), ``after_optim_step`` (EMA
-of a momentum copy), ``train_step`` handing over to ``bilevel_step``.
+of a momentum copy, run by ``AfterOptimStepHook``), ``has_lower_loss``, and
+a ``train_step`` that hands its losses as functions of its parameters to
+``BiLevelOptimWrapper.update_params_bilevel``.
 
 Tolerances: resume is bit-for-bit (``torch.equal``); the 2-process gloo run
 matches the 1-process run on the same global batch within 1e-5 relative
@@ -27,12 +29,14 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch import Tensor, nn
-from torch.func import functional_call
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
+from mmbodvcl.engine import DEFAULT_HYPERGRADIENT, build_hypergradient
 from mmbodvcl.engine.optim_wrappers import LARS, BiLevelOptimWrapper
 from mmbodvcl.models.utils import temporally_local
+from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
+                                                  trainable_parameters)
 from mmbodvcl.testing import make_video_dataset
 
 FEAT = 6
@@ -45,11 +49,14 @@ class TinyBiLevelVCL(BaseModel):
     (upper). ``inputs``: ``(N, 1, 3, T, H, W)`` from ActionDataPreprocessor.
     """
 
+    has_lower_loss = True
+
     def __init__(self,
                  norm: bool = True,
                  smooth: bool = False,
                  data_preprocessor: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
+        self.post_step_updates = 0
         # smooth: SiLU and average pooling, so finite differences of the
         # gradient do not straddle ReLU / max-pool kinks.
         self.backbone = nn.Sequential(
@@ -97,18 +104,21 @@ class TinyBiLevelVCL(BaseModel):
         }
 
     def after_optim_step(self) -> None:
+        self.post_step_updates += 1
         with torch.no_grad():
             for ema, param in zip(self.momentum_proj.parameters(),
                                   self.proj.parameters()):
                 ema.mul_(0.9).add_(param, alpha=0.1)
 
     def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
-        if hasattr(optim_wrapper, 'bilevel_step'):
-            log_vars = optim_wrapper.bilevel_step(self, data)
-        else:
-            log_vars = super().train_step(data, optim_wrapper)
-        self.after_optim_step()
-        return log_vars
+        if not isinstance(optim_wrapper, BiLevelOptimWrapper):
+            return super().train_step(data, optim_wrapper)
+        data = self.data_preprocessor(data, True)
+        params = trainable_parameters(self)
+        names = [name for name, _ in params]
+        return optim_wrapper.update_params_bilevel(
+            params, StatelessLoss(self, self.loss_lower, data, names, False),
+            StatelessLoss(self, self.loss_upper, data, names, True))
 
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':
@@ -129,6 +139,21 @@ def videos(tmp_path_factory) -> Dict[str, str]:
     return dict(ann=ann, root=root)
 
 
+PIPELINE = [
+    dict(type='DecordInit'),
+    dict(
+        type='SampleFrames',
+        clip_len=4,
+        frame_interval=2,
+        num_clips=1,
+        test_mode=True),
+    dict(type='DecordDecode'),
+    dict(type='Resize', scale=(16, 16), keep_ratio=False),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs'),
+]
+
+
 def _cfg(videos: Dict[str, str],
          work_dir: str,
          hypergrad: Optional[dict] = None,
@@ -136,19 +161,6 @@ def _cfg(videos: Dict[str, str],
          batch_size: int = 4,
          norm: bool = True,
          **wrapper_kwargs) -> Config:
-    pipeline = [
-        dict(type='DecordInit'),
-        dict(
-            type='SampleFrames',
-            clip_len=4,
-            frame_interval=2,
-            num_clips=1,
-            test_mode=True),
-        dict(type='DecordDecode'),
-        dict(type='Resize', scale=(16, 16), keep_ratio=False),
-        dict(type='FormatShape', input_format='NCTHW'),
-        dict(type='PackActionInputs'),
-    ]
     return Config(
         dict(
             default_scope='mmaction',
@@ -173,14 +185,16 @@ def _cfg(videos: Dict[str, str],
                     type='VideoDataset',
                     ann_file=videos['ann'],
                     data_prefix=dict(video=videos['root']),
-                    pipeline=pipeline)),
+                    pipeline=PIPELINE)),
             train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
             optim_wrapper=dict(
                 type='BiLevelOptimWrapper',
+                constructor='BiLevelOptimWrapperConstructor',
                 optimizer=dict(
                     type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4),
                 hypergrad=hypergrad or {},
                 **wrapper_kwargs),
+            custom_hooks=[dict(type='AfterOptimStepHook')],
             param_scheduler=[
                 dict(
                     type='LinearLR',
@@ -207,13 +221,15 @@ def _state(model: nn.Module) -> Dict[str, Tensor]:
 
 
 @pytest.mark.parametrize('method', [
-    'aid_fd', 'itd_rmad', 'aid_nmn', 'aid_cg', 'first_order'
+    'itd_fd', 'aid_fd', 'itd_rmad', 'aid_nmn', 'aid_cg', 'aid_minres',
+    'first_order'
 ])
 def test_runner_trains_and_logs_each_method(videos, tmp_path, method):
+    hypergrad = dict(type=method, lower_lr=0.05)
+    if method in ('aid_nmn', 'aid_cg', 'aid_minres'):
+        hypergrad['iterations'] = 2
     cfg = _cfg(
-        videos,
-        str(tmp_path),
-        hypergrad=dict(type=method, iterations=2, lower_lr=0.05),
+        videos, str(tmp_path), hypergrad=hypergrad,
         clip_grad=dict(max_norm=5.0))
     runner = Runner.from_cfg(cfg)
     before = _state(runner.model)
@@ -230,6 +246,7 @@ def test_runner_trains_and_logs_each_method(videos, tmp_path, method):
         assert len(values) == 2 and all(torch.isfinite(torch.tensor(values)))
     # BatchNorm counted one forward per iteration (the upper one).
     assert after['backbone.1.num_batches_tracked'].item() == 2
+    assert runner.model.post_step_updates == 2  # AfterOptimStepHook
 
 
 def _tiny_batch(videos, batch_size: int = 4, **model_kwargs):
@@ -245,6 +262,7 @@ def _wrapper(model, method: str, lr: float = 0.0, **hypergrad):
         model,
         dict(
             type='BiLevelOptimWrapper',
+            constructor='BiLevelOptimWrapperConstructor',
             optimizer=dict(type='SGD', lr=lr),
             hypergrad=dict(type=method, **hypergrad)))
 
@@ -259,7 +277,7 @@ def test_auxiliary_forwards_leave_no_trace(videos):
     reference = copy.deepcopy(model)
     wrapper = _wrapper(model, 'aid_fd', lr=0.0, lower_lr=gamma)
     weights = {k: v.clone() for k, v in model.named_parameters()}
-    wrapper.bilevel_step(model, data)
+    model.train_step(data, wrapper)
     for name, param in model.named_parameters():
         assert torch.equal(param, weights[name]), name  # lr 0: unchanged
 
@@ -294,11 +312,11 @@ def test_methods_agree_on_a_smooth_model(videos):
     model.train()
     hypergrads = {}
     for method, kwargs in (('itd_rmad', {}), ('aid_fd', dict(alpha=0.01)),
-                           ('aid_nmn', dict(iterations=1)),
+                           ('itd_fd', {}), ('aid_nmn', dict(iterations=1)),
                            ('first_order', {})):
         wrapper = _wrapper(model, method, lr=1.0, lower_lr=0.02, **kwargs)
         state = _state(model)
-        wrapper.bilevel_step(model, data)
+        model.train_step(data, wrapper)
         hypergrads[method] = torch.cat([
             (state[name] - p.detach()).reshape(-1)  # lr 1: the hypergrad
             for name, p in model.named_parameters() if p.requires_grad
@@ -309,6 +327,9 @@ def test_methods_agree_on_a_smooth_model(videos):
     assert correction > 0
     assert (hypergrads['aid_fd'] - exact_hvp).norm() < 0.01 * correction
     assert (hypergrads['itd_rmad'] - exact_hvp).norm() < 0.1 * correction
+    # ITD-FD estimates the exact unrolled (I - gamma H(theta)) v.
+    unrolled = hypergrads['itd_rmad']
+    assert (hypergrads['itd_fd'] - unrolled).norm() < 0.01 * correction
 
 
 def test_accumulative_counts_step_every_second_iteration(videos):
@@ -321,9 +342,9 @@ def test_accumulative_counts_step_every_second_iteration(videos):
             optimizer=dict(type='SGD', lr=0.1),
             accumulative_counts=2))
     start = _state(model)
-    wrapper.bilevel_step(model, data)
+    model.train_step(data, wrapper)
     assert torch.equal(start['head.weight'], model.head.weight)
-    wrapper.bilevel_step(model, data)
+    model.train_step(data, wrapper)
     assert not torch.equal(start['head.weight'], model.head.weight)
 
 
@@ -361,9 +382,10 @@ def test_lower_optimizer_state_round_trip(videos):
     cfg = dict(
         type='BiLevelOptimWrapper',
         optimizer=dict(type='SGD', lr=0.1),
+        hypergrad=dict(type='aid_fd'),
         lower_optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
     wrapper = build_optim_wrapper(model, cfg)
-    wrapper.bilevel_step(model, data)
+    model.train_step(data, wrapper)
     state = wrapper.state_dict()
     fresh = build_optim_wrapper(model, cfg)
     fresh.load_state_dict(copy.deepcopy(state))
@@ -376,9 +398,12 @@ def test_lower_optimizer_state_round_trip(videos):
 
 def test_bad_configs_are_named(videos):
     model, _ = _tiny_batch(videos)
-    with pytest.raises(ValueError, match='unknown hypergrad keys'):
+    with pytest.raises(ValueError, match=r"\['alpha_typo'\].*'aid_fd'.*"
+                       r"'inner_steps', 'lower_lr', 'alpha'"):
         _wrapper(model, 'aid_fd', alpha_typo=1)
-    with pytest.raises(ValueError, match="'darts'"):
+    with pytest.raises(ValueError, match=r"\['iterations'\].*'itd_fd'"):
+        _wrapper(model, 'itd_fd', iterations=3)
+    with pytest.raises(ValueError, match="'darts'.*'aid_cg', 'aid_fd'"):
         _wrapper(model, 'darts')
     with pytest.raises(ValueError, match='cannot use lower_optimizer'):
         build_optim_wrapper(
@@ -390,6 +415,96 @@ def test_bad_configs_are_named(videos):
                 lower_optimizer=dict(type='SGD', lr=0.1)))
 
 
+def test_hypergrad_configs_build_their_method():
+    assert type(build_hypergradient(None)).__name__ == 'ItdFd'
+    assert DEFAULT_HYPERGRADIENT == 'itd_fd'
+    # Configs naming aid_fd (the paper's choice) keep working.
+    method = build_hypergradient(dict(type='aid_fd', alpha=0.02))
+    assert type(method).__name__ == 'AidFd' and method.alpha == 0.02
+    model = TinyBiLevelVCL()
+    wrapper = build_optim_wrapper(
+        model,
+        dict(type='BiLevelOptimWrapper', optimizer=dict(type='SGD', lr=0.1),
+             hypergrad=dict(inner_steps=2)))
+    assert type(wrapper.hypergrad).__name__ == 'ItdFd'
+    assert wrapper.hypergrad.inner_steps == 2
+
+
+def test_build_time_refusals():
+    """The constructor refuses a model without a lower level and a DDP
+    wrapper other than ours; the wrapper refuses a single loss."""
+    cfg = dict(
+        type='BiLevelOptimWrapper',
+        constructor='BiLevelOptimWrapperConstructor',
+        optimizer=dict(type='SGD', lr=0.1))
+    model = TinyBiLevelVCL()
+    model.has_lower_loss = False
+    with pytest.raises(ValueError, match='has_lower_loss is not True'):
+        build_optim_wrapper(model, cfg)
+    model = TinyBiLevelVCL()
+    # torch's DataParallel is a registered model wrapper that runs without
+    # a process group, like any single-loss wrapper.
+    with pytest.raises(TypeError, match='BiLevelDistributedDataParallel'):
+        build_optim_wrapper(nn.DataParallel(model), cfg)
+    with pytest.raises(TypeError, match='builds BiLevelOptimWrapper only'):
+        build_optim_wrapper(model, dict(cfg, type='OptimWrapper'))
+    wrapper = build_optim_wrapper(model, cfg)
+    with pytest.raises(RuntimeError,
+                       match="type='BiLevelDistributedDataParallel'"):
+        wrapper.update_params(model.head.weight.sum())
+
+
+def test_lower_evaluations_replay_the_same_random_numbers(videos):
+    """Every lower-loss evaluation of an iteration (lower step and finite
+    differences) draws the same random numbers (dropout masks), and the
+    lower evaluations do not move the random stream outside them."""
+    model, data = _tiny_batch(videos)
+    model.train()
+    draws = []
+    loss_lower = model.loss_lower
+
+    def recording_lower(inputs, data_samples):
+        draws.append(torch.rand(1).item())
+        return loss_lower(inputs, data_samples)
+
+    model.loss_lower = recording_lower
+    for method, evaluations in (('aid_fd', 3), ('itd_fd', 2)):
+        draws.clear()
+        torch.manual_seed(5)
+        model.train_step(data, _wrapper(model, method, lower_lr=0.01))
+        after = torch.rand(1)
+        assert len(draws) == evaluations and len(set(draws)) == 1
+        torch.manual_seed(5)
+        model.loss_upper(**model.data_preprocessor(data, True))
+        # Only the upper forward (which draws nothing here) moved it.
+        assert torch.equal(after, torch.rand(1))
+
+
+def test_single_level_alias_is_plain_ddp_and_warns_once():
+    import warnings
+
+    import torch.distributed as torch_dist
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmbodvcl.engine.model_wrappers import VCLDistributedDataParallel
+    assert VCLDistributedDataParallel.train_step is \
+        MMDistributedDataParallel.train_step
+    torch_dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{_free_port()}', rank=0,
+        world_size=1)
+    try:
+        VCLDistributedDataParallel._warned = False
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            for _ in range(2):
+                VCLDistributedDataParallel(TinyBiLevelVCL())
+        messages = [str(w.message) for w in caught
+                    if issubclass(w.category, FutureWarning)]
+        assert len(messages) == 1 and 'AfterOptimStepHook' in messages[0]
+    finally:
+        torch_dist.destroy_process_group()
+
+
 def test_nonfinite_hypergradient_never_reaches_the_optimiser(videos):
     model, data = _tiny_batch(videos)
     model.train()
@@ -397,7 +512,7 @@ def test_nonfinite_hypergradient_never_reaches_the_optimiser(videos):
         model.proj.weight.fill_(float('inf'))
     wrapper = _wrapper(model, 'aid_fd', lr=0.1)
     with pytest.raises(FloatingPointError, match='non-finite'):
-        wrapper.bilevel_step(model, data)
+        model.train_step(data, wrapper)
 
 
 def test_amp_bfloat16_on_cpu_and_fp16_loss_scale(videos, tmp_path):
@@ -418,7 +533,7 @@ def test_amp_bfloat16_on_cpu_and_fp16_loss_scale(videos, tmp_path):
     with torch.no_grad():
         model.proj.weight.mul_(1e4)  # fp16 overflow at the default scale
     weights = model.head.weight.clone()
-    log_vars = wrapper.bilevel_step(model, data)
+    log_vars = model.train_step(data, wrapper)
     assert log_vars['skipped_nonfinite'].item() == 1.0
     assert torch.equal(weights, model.head.weight)
     assert wrapper.state_dict()['loss_scale']['scale'] == 2.0**15

@@ -18,20 +18,40 @@ Tolerances (relative, in the 2-norm), per method:
 * ``aid_nmn``: equal to the truncated series (1e-10); its distance to the
   exact ``(I + gamma H)^-1 v`` is below the truncation bound
   ``|gamma H|^(n+1) / (1 - |gamma H|) |v|``.
-* ``aid_cg``: with as many iterations as unknowns, the exact solve: 1e-8.
+* ``aid_cg``: with as many iterations as unknowns, the exact solve: 1e-8;
+  at non-positive curvature it stops (first iterate: ``v``).
+* ``itd_fd``: equal to its one-sided difference formula evaluated in closed
+  form (1e-9); exact on a quadratic for any ``k`` (1e-9); on the quartic its
+  distance to the exact unrolled hypergradient is O(eps): it halves (ratio
+  1.8-2.2) when alpha halves.
+* ``aid_minres``: with as many iterations as unknowns, the exact solve of
+  positive definite and indefinite systems: 1e-8; its residual estimate is
+  the true residual (1e-8 relative).
 * ``first_order``: ``v`` exactly.
 """
+from contextlib import contextmanager
 from typing import List, Sequence
 
 import pytest
 import torch
 from torch import Tensor
 
-from mmbodvcl.functional import HYPERGRAD_METHODS, bilevel_hypergradient
+from mmbodvcl.functional.hypergrad import (AidCg, AidFd, AidMinres, AidNmn,
+                                           BilevelProblem, FirstOrder,
+                                           Hypergradient, ItdFd, ItdRmad)
 
 DIM = 7
 SHAPES = [(3, ), (2, 2)]
 GAMMA = 0.1
+# The config names of mmbodvcl/engine/hypergradients.py, for readable ids.
+METHODS = dict(
+    itd_rmad=ItdRmad,
+    itd_fd=ItdFd,
+    aid_fd=AidFd,
+    aid_nmn=AidNmn,
+    aid_cg=AidCg,
+    aid_minres=AidMinres,
+    first_order=FirstOrder)
 
 
 def _problem(seed: int = 0):
@@ -87,11 +107,12 @@ def _lower_grad(prob, theta: Tensor, quartic: float) -> Tensor:
     return prob['A'] @ theta + prob['b'] + quartic * theta**3
 
 
-def _run(prob, method: str, quartic: float = 0.0, **kwargs):
+def _run(prob, method: str, quartic: float = 0.0, lower_step=None,
+         **kwargs):
     params = [p.requires_grad_(True) for p in _split(prob['theta'].clone())]
-    result = bilevel_hypergradient(params, _lower(prob, quartic),
-                                   _upper(prob), method, GAMMA, **kwargs)
-    return params, result
+    problem = BilevelProblem(
+        _lower(prob, quartic), _upper(prob), GAMMA, lower_step=lower_step)
+    return params, METHODS[method](**kwargs)(params, problem)
 
 
 def _closed_form(prob, quartic: float, steps: int):
@@ -148,10 +169,59 @@ def test_aid_fd_exact_on_quadratic_and_second_order_in_eps():
     assert 3.0 < errors[0] / errors[1] < 5.0  # O(eps^2)
 
 
-def test_aid_fd_leaves_parameters_untouched():
+@pytest.mark.parametrize('method', sorted(METHODS))
+def test_parameters_are_never_modified(method):
     prob = _problem()
-    params, _ = _run(prob, 'aid_fd', 0.3)
+    params, _ = _run(prob, method, 0.3, inner_steps=2)
     assert torch.equal(_flat(params).detach(), prob['theta'])
+
+
+def _one_sided(prob, theta: Tensor, vec: Tensor, quartic: float,
+               alpha: float) -> Tensor:
+    """``vec - gamma (g(theta + eps vec) - g(theta)) / eps`` in closed
+    form, ``eps = alpha / |vec|``."""
+    eps = alpha / vec.norm()
+    moved = _lower_grad(prob, theta + eps * vec, quartic)
+    return vec - GAMMA * (moved - _lower_grad(prob, theta, quartic)) / eps
+
+
+def test_itd_fd_is_its_one_sided_difference_and_first_order_in_eps():
+    prob = _problem()
+    quartic = 0.3
+    _, v, jacobian = _closed_form(prob, quartic, 1)
+    errors = []
+    for alpha in (2e-3, 1e-3):
+        _, result = _run(prob, 'itd_fd', quartic, alpha=alpha)
+        got = _flat(result.hypergrad)
+        # One difference at theta (not theta*), reusing the lower step's
+        # gradient there.
+        want = _one_sided(prob, prob['theta'], v, quartic, alpha)
+        assert _rel(got, want) < 1e-9
+        errors.append(_rel(got, jacobian.T @ v))
+    assert 1.8 < errors[0] / errors[1] < 2.2  # O(eps)
+
+
+@pytest.mark.parametrize('steps', [1, 3])
+def test_itd_fd_is_exact_on_a_quadratic(steps):
+    prob = _problem()
+    _, v, jacobian = _closed_form(prob, 0.0, steps)
+    _, result = _run(prob, 'itd_fd', 0.0, inner_steps=steps)
+    assert _rel(_flat(result.hypergrad), jacobian.T @ v) < 1e-9
+    assert _rel(v, jacobian.T @ v) > 1e-2  # the correction is visible
+
+
+def test_itd_fd_sweeps_the_unrolled_steps_in_reverse():
+    # k = 3 on the quartic: each step's difference is O(eps), so the
+    # distance to the exact unrolled product halves with alpha.
+    prob = _problem()
+    quartic = 0.3
+    _, v, jacobian = _closed_form(prob, quartic, 3)
+    errors = [
+        _rel(_flat(_run(prob, 'itd_fd', quartic, inner_steps=3,
+                        alpha=alpha)[1].hypergrad), jacobian.T @ v)
+        for alpha in (2e-3, 1e-3)
+    ]
+    assert 1.8 < errors[0] / errors[1] < 2.2
 
 
 @pytest.mark.parametrize('terms', [1, 3, 8])
@@ -179,60 +249,155 @@ def test_aid_cg_solves_the_implicit_system():
     system = torch.eye(DIM, dtype=torch.float64) + GAMMA * _hessian(
         prob, theta_star, quartic)
     exact = torch.linalg.solve(system, v)
-    _, result = _run(prob, 'aid_cg', quartic, iterations=DIM, cg_tol=0.0)
+    _, result = _run(prob, 'aid_cg', quartic, iterations=DIM, tol=0.0)
     assert _rel(_flat(result.hypergrad), exact) < 1e-8
-    _, few = _run(prob, 'aid_cg', quartic, iterations=1, cg_tol=0.0)
+    _, few = _run(prob, 'aid_cg', quartic, iterations=1, tol=0.0)
     assert _rel(_flat(few.hypergrad), exact) > 1e-6  # truncation is visible
 
 
-def test_cg_refuses_a_non_positive_definite_system():
+def test_cg_stops_at_non_positive_curvature():
     prob = _problem()
     prob['A'] = -prob['A'] * 10  # I + gamma H has negative eigenvalues
-    with pytest.raises(FloatingPointError, match='non-positive curvature'):
-        _run(prob, 'aid_cg', iterations=DIM)
+    _, v, _ = _closed_form(prob, 0.0, 1)
+    _, result = _run(prob, 'aid_cg', iterations=DIM)
+    # v itself is a direction of negative curvature: no CG step is taken
+    # and the first-order hypergradient comes back.
+    assert result.stats == dict(cg_iterations=0.0, cg_truncated=1.0)
+    assert _rel(_flat(result.hypergrad), v) < 1e-12
+
+    # Indefinite, v's own curvature positive: one CG step, then the next
+    # direction has negative curvature and CG stops at that first iterate,
+    # x_1 = (|v|^2 / v^T A v) v.
+    eigvals = torch.tensor([-40., 1, 2, 3, 4, 5, 6], dtype=torch.float64)
+    vec = torch.tensor([0.1, 1, 1, 1, 1, 1, 1], dtype=torch.float64)
+    stats = {}
+    solution = AidCg(iterations=DIM).solve(lambda x: [eigvals * x[0]],
+                                           [vec], GAMMA, stats)
+    assert stats == dict(cg_iterations=1.0, cg_truncated=1.0)
+    curvature = vec @ ((1 + GAMMA * eigvals) * vec)
+    torch.testing.assert_close(solution[0], vec @ vec / curvature * vec)
 
 
-def test_unused_parameters_get_zero_lower_gradient():
+@pytest.mark.parametrize('definite', [True, False])
+def test_aid_minres_solves_definite_and_indefinite_systems(definite):
+    prob = _problem()
+    if not definite:  # I + gamma H with eigenvalues down to -3
+        basis = torch.linalg.qr(prob['A'])[0]
+        eigvals = torch.linspace(-40.0, 4.0, DIM, dtype=torch.float64)
+        prob['A'] = basis @ torch.diag(eigvals) @ basis.T
+    theta_star, v, _ = _closed_form(prob, 0.0, 1)
+    system = torch.eye(DIM, dtype=torch.float64) + GAMMA * prob['A']
+    exact = torch.linalg.solve(system, v)
+    _, result = _run(prob, 'aid_minres', iterations=DIM, tol=0.0)
+    assert _rel(_flat(result.hypergrad), exact) < 1e-8
+    for steps in (1, 3):
+        _, few = _run(prob, 'aid_minres', iterations=steps, tol=0.0)
+        residual = (system @ _flat(few.hypergrad) - v).norm() / v.norm()
+        assert abs(few.stats['minres_residual'] - residual) < 1e-8 * (
+            1 + residual)
+        assert few.stats['minres_iterations'] == steps
+    if not definite:  # where CG has to stop early
+        _, cg = _run(prob, 'aid_cg', iterations=DIM, tol=0.0)
+        assert cg.stats['cg_truncated'] == 1.0
+
+
+@pytest.mark.parametrize('method', sorted(METHODS))
+def test_unused_parameters_get_zero_lower_gradient(method):
     # The second tensor does not enter the lower loss (like a contrastive
     # head): its hypergradient is its plain upper gradient for every method.
     prob = _problem()
-    for method in HYPERGRAD_METHODS:
-        first = prob['theta'][:3].clone().requires_grad_(True)
-        second = prob['theta'][3:].reshape(2, 2).clone().requires_grad_(True)
+    first = prob['theta'][:3].clone().requires_grad_(True)
+    second = prob['theta'][3:].reshape(2, 2).clone().requires_grad_(True)
 
-        def lower(params):
-            return (params[0]**2).sum() + params[0].sum()
+    def lower(params):
+        return (params[0]**2).sum() + params[0].sum()
 
-        def upper(params):
-            return (params[0] * params[1].reshape(-1)[:3]).sum() + (
-                params[1]**2).sum()
+    def upper(params):
+        return (params[0] * params[1].reshape(-1)[:3]).sum() + (
+            params[1]**2).sum()
 
-        result = bilevel_hypergradient([first, second], lower, upper, method,
-                                       GAMMA)
-        assert torch.allclose(result.hypergrad[1], result.upper_grad[1])
-        assert all(torch.isfinite(h).all() for h in result.hypergrad)
+    result = METHODS[method]()([first, second],
+                               BilevelProblem(lower, upper, GAMMA))
+    assert torch.allclose(result.hypergrad[1], result.upper_grad[1])
+    assert all(torch.isfinite(h).all() for h in result.hypergrad)
 
 
 def test_pass_counts():
     prob = _problem()
     counts = {}
-    for method in HYPERGRAD_METHODS:
-        _, result = _run(prob, method, 0.3, inner_steps=2, iterations=3)
+    for method in METHODS:
+        kwargs = dict(iterations=3) if method.startswith(
+            ('aid_nmn', 'aid_cg', 'aid_minres')) else {}
+        _, result = _run(prob, method, 0.3, inner_steps=2, **kwargs)
         counts[method] = result.passes
     assert counts['first_order']['lower_forward'] == 2
-    assert counts['aid_fd']['lower_forward'] == 4
+    assert counts['aid_fd']['lower_forward'] == 4  # k + 2
+    assert counts['itd_fd']['lower_forward'] == 4  # 2k: 3 passes for k = 1
+    assert counts['itd_fd']['lower_backward'] == 4
     assert counts['aid_nmn']['lower_hvp'] == 3
     assert all(c['upper_forward'] == 1 for c in counts.values())
 
 
+def test_random_numbers_are_replayed_for_every_lower_evaluation():
+    """With a replaying context, a dropout-like random mask in L_pred is the
+    same at every evaluation, so ITD-FD stays exact on a quadratic even
+    though the upper loss draws random numbers in between."""
+    prob = _problem()
+    masks = []
+
+    def lower(params):
+        mask = (torch.rand(DIM, dtype=torch.float64) > 0.3).double()
+        masks.append(mask)
+        return _lower(prob, 0.0)([_flat(params) * mask])
+
+    def upper(params):
+        torch.rand(5)  # moves the random stream between lower evaluations
+        return _upper(prob)(params)
+
+    state = {}
+
+    @contextmanager
+    def replay():
+        outer = torch.get_rng_state()
+        torch.set_rng_state(state.setdefault('first', outer))
+        try:
+            yield
+        finally:
+            torch.set_rng_state(outer)
+
+    torch.manual_seed(1)
+    params = [p.requires_grad_(True) for p in _split(prob['theta'].clone())]
+    result = ItdFd()(params,
+                     BilevelProblem(lower, upper, GAMMA,
+                                    side_effect_free=replay))
+    assert len(masks) == 2 and torch.equal(masks[0], masks[1])
+    masked = torch.diag(masks[0]) @ prob['A'] @ torch.diag(masks[0])
+    theta_star = prob['theta'] - GAMMA * (
+        masked @ prob['theta'] + masks[0] * prob['b'])
+    v = prob['C'].T @ (prob['C'] @ theta_star - prob['d'])
+    exact = v - GAMMA * masked @ v
+    assert _rel(_flat(result.hypergrad), exact) < 1e-9
+
+
 def test_bad_arguments_are_named():
     prob = _problem()
-    with pytest.raises(ValueError, match="'darts'"):
-        _run(prob, 'darts')
     with pytest.raises(ValueError, match='inner_steps'):
         _run(prob, 'aid_fd', inner_steps=0)
-    with pytest.raises(ValueError, match='separate lower optimiser'):
-        _run(prob, 'itd_rmad', lower_step=lambda t, g: t)
+    with pytest.raises(ValueError, match='alpha'):
+        _run(prob, 'itd_fd', alpha=0.0)
+    with pytest.raises(ValueError, match='iterations'):
+        _run(prob, 'aid_nmn', iterations=0)
+    for unrolled in ('itd_rmad', 'itd_fd'):
+        with pytest.raises(ValueError, match='separate lower optimiser'):
+            _run(prob, unrolled, lower_step=lambda t, g: t)
+    with pytest.raises(NotImplementedError, match='correct'):
+        _run_with(Hypergradient(), prob)
+
+
+def _run_with(method: Hypergradient, prob):
+    params = [p.requires_grad_(True) for p in _split(prob['theta'].clone())]
+    return method(params, BilevelProblem(_lower(prob, 0.0), _upper(prob),
+                                         GAMMA))
 
 
 # ------------------------------------------------ betty-ml cross-checks
@@ -348,7 +513,7 @@ def test_aid_cg_matches_betty_cg():
     prev, curr, v = _betty_levels(
         prob, quartic, proximal=True, cg_iterations=1, cg_alpha=1.0)
     betty_one = _flat(cg(v, curr, prev))
-    _, ours = _run(prob, 'aid_cg', quartic, iterations=1, cg_tol=0.0)
+    _, ours = _run(prob, 'aid_cg', quartic, iterations=1, tol=0.0)
     assert _rel(_flat(ours.hypergrad), betty_one) < 1e-10
 
     theta_star, v_flat, _ = _closed_form(prob, quartic, 1)

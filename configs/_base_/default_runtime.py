@@ -9,3 +9,12 @@ default_hooks = dict(
     logger=dict(interval=50),
     # no validation during pretraining, so nothing to pick a "best" by
     checkpoint=dict(interval=10, max_keep_ckpts=3, save_best=None))
+
+# The model's post-step updates (momentum-encoder EMA, SwAV prototype
+# normalisation) after every optimiser step, and a checkpoint-and-exit on
+# SIGTERM / SIGUSR1 (Slurm's warnings before it kills or requeues a job)
+# with an exact `--resume`.
+custom_hooks = [
+    dict(type='AfterOptimStepHook'),
+    dict(type='PreemptionHook'),
+]

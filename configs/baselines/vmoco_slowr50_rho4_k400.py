@@ -9,6 +9,6 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer={{_base_.optim_wrapper.optimizer}},
     paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})
-# MMEngine's default DDP wrapper would skip the model's after_optim_step
-# (momentum-encoder EMA, prototype normalisation) under a plain OptimWrapper.
-model_wrapper_cfg = dict(type='VCLDistributedDataParallel')
+# Single level: MMEngine's own DDP wrapper (the BOD-VCL base names the
+# bi-level one); AfterOptimStepHook runs the momentum / prototype updates.
+model_wrapper_cfg = dict(type='MMDistributedDataParallel')

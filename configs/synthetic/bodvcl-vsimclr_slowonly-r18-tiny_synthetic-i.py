@@ -6,5 +6,6 @@ model = dict(decouple=True)
 optim_wrapper = dict(
     _delete_=True,
     type='BiLevelOptimWrapper',
+    constructor='BiLevelOptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=0.05, momentum=0.9),
     hypergrad=dict(type='aid_fd'))

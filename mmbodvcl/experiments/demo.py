@@ -298,7 +298,8 @@ def render_report(results: dict, figures: List[str]) -> str:
             f"KoopmanNeck (M = {e2e['embed_dim']}, estimator "
             f"`{e2e['estimator']}`, xi = {e2e['xi']}) -> VSimCLR; "
             f"{e2e['steps']} steps; BOD-VCL through "
-            f"`BiLevelOptimWrapper.bilevel_step` ({e2e['hypergrad']}). "
+            '`BiLevelOptimWrapper.update_params_bilevel` '
+            f"({e2e['hypergrad']}). "
             'Probe accuracy of Z (temporal mean), Z_A (static part) and '
             'Z_M (dynamic part):', '',
             accuracy_header(['scenario', 'method', 'embedding'])

@@ -4,8 +4,9 @@ A small MMAction2 3D CNN, the real ``KoopmanNeck`` and the real ``VSimCLR``
 are built from configs through the registry and trained by their own
 ``train_step``: plain V-SimCLR (``decouple=False``) with MMEngine's
 ``OptimWrapper``, BOD-VCL (``decouple=True``) with ``BiLevelOptimWrapper``,
-whose ``bilevel_step`` runs the lower step on L_pred and the upper step on
-L_A + L_M. The data go through the real ``MultiViewDataPreprocessor``.
+to which ``train_step`` hands the lower loss L_pred and the upper loss
+L_A + L_M (``update_params_bilevel``). The data go through the real
+``MultiViewDataPreprocessor``.
 Afterwards linear probes read each semantic from Z (the temporal mean),
 Z_A and Z_M of evaluation clips whose semantics are independent, and the
 Koopman eigenvalues of those clips are kept for the spectrum plot.

@@ -19,12 +19,16 @@ paramwise_cfg = dict(
     })
 optim_wrapper = dict(
     type='BiLevelOptimWrapper',
+    # refuses at build time a model without a lower level and a DDP wrapper
+    # that would skip it
+    constructor='BiLevelOptimWrapperConstructor',
     optimizer=optimizer,
     paramwise_cfg=paramwise_cfg,
-    # gamma of eq. 24 is a fixed plain-GD step, not the scheduled LARS lr:
-    # the implicit approximations need gamma * ||H|| < 1 along the upper
-    # gradient, and at gamma = 0.05 we measured 25-250 (docs/bilevel.md).
-    hypergrad=dict(type='aid_fd', alpha=0.01, inner_steps=1, lower_lr=1e-4))
+    # The paper's AID-FD (alpha: AidFd's default, 0.01). gamma of eq. 24 is
+    # a fixed plain-GD step, not the scheduled LARS lr: the implicit
+    # approximations need gamma * ||H|| < 1 along the upper gradient, and at
+    # gamma = 0.05 we measured 25-250 (docs/bilevel.md).
+    hypergrad=dict(type='aid_fd', inner_steps=1, lower_lr=1e-4))
 # Under DDP the bi-level wrapper averages gradients itself.
 model_wrapper_cfg = dict(type='BiLevelDistributedDataParallel')
 

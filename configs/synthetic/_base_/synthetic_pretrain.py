@@ -76,7 +76,10 @@ custom_hooks = [
         num_frames=num_frames,
         size=frame_size,
         seed=100,
-        xis=(0.05, 0.2))
+        xis=(0.05, 0.2)),
+    # the model's post-step updates; checkpoint-and-exit on SIGTERM/SIGUSR1
+    dict(type='AfterOptimStepHook'),
+    dict(type='PreemptionHook'),
 ]
 default_hooks = dict(
     runtime_info=dict(type='RuntimeInfoHook'),

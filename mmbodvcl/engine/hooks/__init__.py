@@ -1,3 +1,5 @@
+from .after_optim_step_hook import AfterOptimStepHook
 from .knn_monitor_hook import KNNMonitorHook
+from .preemption_hook import PreemptionHook
 
-__all__ = ['KNNMonitorHook']
+__all__ = ['AfterOptimStepHook', 'KNNMonitorHook', 'PreemptionHook']

@@ -1,11 +1,13 @@
-"""Data-parallel wrapper for models that run their own bi-level step.
+"""Data-parallel wrapper for models that run the bi-level step.
 
-``MMDistributedDataParallel.train_step`` does not call the model's
-``train_step``, and torch's DDP reducer does not fit several backward passes
-(or double backward) per step. This wrapper therefore does no gradient hooks
-at all: it makes every rank start from rank 0's parameters and buffers and
-calls the model's own ``train_step``; :class:`BiLevelOptimWrapper` averages
-every gradient and Hessian-vector product across ranks itself.
+``MMDistributedDataParallel.train_step`` computes one loss and calls
+``optim_wrapper.update_params(loss)``, and torch's DDP reducer does not fit
+several backward passes (or double backward) per step. This wrapper
+therefore does no gradient hooks at all: it makes every rank start from
+rank 0's parameters and buffers and calls the model's own ``train_step``,
+which hands its losses to ``BiLevelOptimWrapper.update_params_bilevel``;
+the optim wrapper averages every gradient and Hessian-vector product across
+ranks itself.
 """
 from typing import Dict, Union
 
@@ -18,6 +20,8 @@ from torch import nn
 
 from mmbodvcl.compat import revert_sync_batchnorm_on_cpu
 
+from ..optim_wrappers.bilevel_optim_wrapper import BiLevelOptimWrapper
+
 
 @MODEL_WRAPPERS.register_module()
 class BiLevelDistributedDataParallel(nn.Module):
@@ -26,7 +30,7 @@ class BiLevelDistributedDataParallel(nn.Module):
 
     Args:
         module: the model (an ``mmengine.model.BaseModel`` whose
-            ``train_step`` calls ``optim_wrapper.bilevel_step``).
+            ``train_step`` drives ``BiLevelOptimWrapper``).
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -39,14 +43,13 @@ class BiLevelDistributedDataParallel(nn.Module):
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper) -> Dict[str, torch.Tensor]:
-        if not hasattr(optim_wrapper, 'bilevel_step'):
+        if not isinstance(optim_wrapper, BiLevelOptimWrapper):
             raise TypeError(
                 'BiLevelDistributedDataParallel averages gradients only '
-                'through BiLevelOptimWrapper.bilevel_step, but the optim '
-                f'wrapper is {type(optim_wrapper).__name__}; use '
-                "optim_wrapper=dict(type='BiLevelOptimWrapper', ...), or "
-                "model_wrapper_cfg=dict(type='VCLDistributedDataParallel') "
-                'for single-level training')
+                'through BiLevelOptimWrapper, but the optim wrapper is '
+                f'{type(optim_wrapper).__name__}; use optim_wrapper=dict('
+                "type='BiLevelOptimWrapper', ...), or MMEngine's default "
+                'model wrapper for single-level training')
         return self.module.train_step(data, optim_wrapper)
 
     def val_step(self, data: Union[dict, tuple, list]) -> list:

@@ -1,51 +1,40 @@
 """``BiLevelOptimWrapper``: the BOD-VCL bi-level step inside MMEngine.
 
-The mathematics lives in :mod:`mmbodvcl.functional.hypergrad`; this wrapper
-evaluates the model's ``loss_lower`` / ``loss_upper`` statelessly at the
-tensors the hypergradient asks for, keeps forwards at auxiliary weights free
-of side effects, averages gradients across ranks, and hands the
-hypergradient to the configured optimiser through MMEngine's
-``OptimWrapper`` machinery (accumulation, clipping, schedulers, state).
+The model owns the training step (MMEngine's way): its ``train_step`` hands
+the wrapper its trainable parameters and its two losses as functions of
+those tensors (:meth:`BiLevelOptimWrapper.update_params_bilevel`). The
+wrapper computes the hypergradient with the configured method
+(:mod:`mmbodvcl.functional.hypergrad`, built through
+:mod:`mmbodvcl.engine.hypergradients`) under autocast when asked, averages
+every gradient across ranks, replays the same random numbers for every
+lower-loss evaluation, and hands the hypergradient to the optimiser through
+the normal :meth:`OptimWrapper.update_params` path (accumulation, clipping,
+counters and schedulers are MMEngine's own).
 """
 import logging
 from contextlib import contextmanager, nullcontext
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import get_world_size
 from mmengine.logging import print_log
-from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 # MMEngine's root registries: visible from mmaction's children (parent
 # lookup) and from any other default scope.
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
-from torch import Tensor, nn
-from torch.func import functional_call
+from torch import Tensor
 from torch.optim import Optimizer
 
-from mmbodvcl.functional import HYPERGRAD_METHODS, bilevel_hypergradient
+from mmbodvcl.functional.hypergrad import (BilevelProblem, HypergradResult,
+                                           Hypergradient)
+from mmbodvcl.functional.hypergrad.base import norm
+from ..hypergradients import build_hypergradient
 
-_HYPERGRAD_DEFAULTS = dict(
-    type='aid_fd',
-    alpha=0.01,
-    inner_steps=1,
-    lower_lr=None,
-    iterations=5,
-    cg_tol=1e-10)
-
-
-class _BoundLoss(nn.Module):
-    """Calls ``model.<method>(**data)`` so ``functional_call`` can swap the
-    model's parameters (keys ``model.<name>``) for other tensors."""
-
-    def __init__(self, model: nn.Module, method: str) -> None:
-        super().__init__()
-        self.model = model
-        self.method = method
-
-    def forward(self, data: dict) -> Dict[str, Tensor]:
-        return getattr(self.model, self.method)(**data)
+#: A loss as a function of the parameter tensors -> ``(loss, log_vars)``.
+LossAndLogsFn = Callable[[Sequence[Tensor]], Tuple[Tensor, Dict[str,
+                                                                Tensor]]]
 
 
 class _DynamicLossScale:
@@ -94,26 +83,30 @@ def _mean_across_ranks(tensors: List[Tensor]) -> List[Tensor]:
 class BiLevelOptimWrapper(OptimWrapper):
     """Optimiser wrapper running BOD-VCL's bi-level step (eq. 23-25).
 
-    Per iteration: ``k`` lower gradient steps on ``L_pred`` from ``theta`` to
-    ``theta*`` (stateless, ``theta`` is never modified), ``U = L_A + L_M``
-    at ``theta*``, the hypergradient by the configured method, then one
-    step of ``optimizer`` on ``theta`` along the hypergradient (with the
-    usual clipping and accumulation).
+    Per iteration (:meth:`update_params_bilevel`): ``k`` lower gradient
+    steps on ``L_pred`` from ``theta`` to ``theta*`` (stateless, ``theta``
+    is never modified), ``U = L_A + L_M`` at ``theta*``, the hypergradient
+    by the configured method, then one step of ``optimizer`` on ``theta``
+    along the hypergradient through :meth:`OptimWrapper.update_params` (the
+    usual accumulation, clipping and counters).
+
+    Build it with ``constructor='BiLevelOptimWrapperConstructor'``, which
+    checks the model and its DDP wrapper at build time.
 
     Args:
         optimizer: the upper-level optimiser (SGD, LARS, ...).
-        hypergrad: ``type`` (one of ``itd_rmad``, ``aid_fd`` (default),
-            ``aid_nmn``, ``aid_cg``, ``first_order``), ``inner_steps`` (k,
-            default 1), ``lower_lr`` (gamma; default: the current learning
-            rate of the optimiser's first parameter group, so it follows the
-            param schedulers), ``alpha`` (AID-FD, default 0.01),
-            ``iterations`` (Neumann terms / CG iterations, default 5),
-            ``cg_tol``.
+        hypergrad: ``dict(type=<method>, **arguments)``; methods and their
+            arguments (with defaults) in ``HYPERGRADIENTS``: ``itd_fd``
+            (default), ``aid_fd``, ``itd_rmad``, ``aid_nmn``, ``aid_cg``,
+            ``first_order``. Every method takes ``inner_steps`` (k, 1) and
+            ``lower_lr`` (gamma; None: the current learning rate of the
+            optimiser's first parameter group, so it follows the param
+            schedulers).
         lower_optimizer: optional optimiser config for the lower steps (e.g.
             ``dict(type='SGD', lr=0.05, momentum=0.9)``). It acts on a
             persistent copy of the parameters, its state is saved in
             :meth:`state_dict`, and its first group's lr is the gamma of the
-            hypergradient. Not with ``itd_rmad``.
+            hypergradient. Not with the unrolled methods (``itd_*``).
         use_amp: run the forwards under ``torch.autocast`` (fp16 with a
             dynamic loss scale on CUDA, bf16 on CPU, or ``amp_dtype``).
         amp_dtype: ``'float16'`` or ``'bfloat16'``; default per device.
@@ -130,45 +123,26 @@ class BiLevelOptimWrapper(OptimWrapper):
                  accumulative_counts: int = 1,
                  clip_grad: Optional[dict] = None) -> None:
         super().__init__(optimizer, accumulative_counts, clip_grad)
-        hypergrad = dict(hypergrad or {})
-        unknown = set(hypergrad) - set(_HYPERGRAD_DEFAULTS)
-        if unknown:
-            raise ValueError(
-                'BiLevelOptimWrapper: unknown hypergrad keys '
-                f'{sorted(unknown)}; expected some of '
-                f'{sorted(_HYPERGRAD_DEFAULTS)}')
-        cfg = {**_HYPERGRAD_DEFAULTS, **hypergrad}
-        self.method = cfg.pop('type')
-        if self.method not in HYPERGRAD_METHODS:
-            raise ValueError(
-                f'BiLevelOptimWrapper: hypergrad type {self.method!r} is '
-                f'unknown; expected one of {HYPERGRAD_METHODS}')
-        self.lower_lr: Optional[float] = cfg.pop('lower_lr')
-        if self.lower_lr is not None and lower_optimizer is not None:
+        self.hypergrad: Hypergradient = build_hypergradient(hypergrad)
+        if self.hypergrad.lower_lr is not None and lower_optimizer is not None:
             raise ValueError('BiLevelOptimWrapper: give the lower learning '
                              'rate either as hypergrad.lower_lr or in '
                              'lower_optimizer, not both')
-        self.hypergrad_cfg = cfg
         self.lower_optimizer: Optional[Optimizer] = None
         self._shadows: Dict[Tensor, Tensor] = {}
         if lower_optimizer is not None:
-            if self.method == 'itd_rmad':
+            if self.hypergrad.unrolled:
                 raise ValueError(
-                    'BiLevelOptimWrapper: itd_rmad differentiates through '
-                    'plain gradient-descent lower steps and cannot use '
-                    'lower_optimizer')
+                    f'BiLevelOptimWrapper: {self.hypergrad!r} differentiates '
+                    'through plain gradient-descent lower steps and cannot '
+                    "use lower_optimizer; pick hypergrad type 'aid_fd'")
             self._build_lower_optimizer(lower_optimizer)
         self.use_amp = use_amp
         self.amp_dtype = amp_dtype
         self._loss_scale: Optional[_DynamicLossScale] = None
+        self._skip_next_step = False
 
     # ----------------------------------------------------------- set-up
-    def _trained_params(self) -> List[Tensor]:
-        return [
-            p for group in self.optimizer.param_groups
-            for p in group['params'] if p.requires_grad
-        ]
-
     def _build_lower_optimizer(self, cfg: dict) -> None:
         # Shadows are persistent leaves the lower optimiser owns, so its
         # state (momentum) survives from one iteration to the next.
@@ -186,8 +160,8 @@ class BiLevelOptimWrapper(OptimWrapper):
     def _gamma(self) -> float:
         if self.lower_optimizer is not None:
             return self.lower_optimizer.param_groups[0]['lr']
-        if self.lower_lr is not None:
-            return self.lower_lr
+        if self.hypergrad.lower_lr is not None:
+            return self.hypergrad.lower_lr
         return self.optimizer.param_groups[0]['lr']
 
     def _resolve_amp_dtype(self, device: torch.device) -> Optional[str]:
@@ -206,100 +180,85 @@ class BiLevelOptimWrapper(OptimWrapper):
         return dtype
 
     # ------------------------------------------------------------- step
-    def bilevel_step(self, model: BaseModel, data: dict) -> Dict[str, Tensor]:
-        """One BOD-VCL iteration on ``model`` (unwrapped) with raw ``data``.
+    def update_params(self, loss: Tensor, *args, **kwargs) -> None:
+        """Refused: the bi-level step needs both losses as functions of the
+        parameters, not one loss tensor."""
+        raise RuntimeError(
+            'BiLevelOptimWrapper.update_params(loss) was called with a '
+            'single loss, but the bi-level step needs the model to call '
+            'update_params_bilevel(named_params, lower_loss, upper_loss) '
+            "from its train_step. Under DDP, MMEngine's "
+            'MMDistributedDataParallel computes the loss itself and calls '
+            'update_params: set model_wrapper_cfg=dict(type='
+            "'BiLevelDistributedDataParallel') in the config.")
 
-        Returns the log variables: the lower and upper loss dicts (e.g.
-        ``loss_pred``, ``loss_static``, ``loss_dynamic``, mode counts),
-        ``loss`` (= U), ``lower_grad_norm``, ``hypergrad_norm``,
-        ``upper_grad_norm`` and the
-        seconds of each phase ``time_lower``, ``time_upper``,
-        ``time_hypergrad``.
+    def update_params_bilevel(self, named_params: Sequence[Tuple[str,
+                                                                 Tensor]],
+                              lower_loss: LossAndLogsFn,
+                              upper_loss: LossAndLogsFn) -> Dict[str, Tensor]:
+        """One BOD-VCL iteration.
+
+        Args:
+            named_params: ``(name, parameter)`` of every trainable parameter
+                ``theta`` of the model (all must be in the optimiser).
+            lower_loss: ``L_pred`` as a function of tensors standing in for
+                the parameters (same order) -> ``(loss, log_vars)``; it must
+                not write the model's buffers.
+            upper_loss: ``U`` likewise; called once per iteration, may write
+                buffers (BatchNorm statistics, queues).
+
+        Returns:
+            The log variables: the lower and upper ``log_vars`` (``loss`` is
+            ``U``), ``lower_grad_norm``, ``hypergrad_norm``,
+            ``upper_grad_norm``, the seconds of each phase
+            (``time_lower``, ``time_upper``, ``time_hypergrad``), the
+            method's diagnostics (``hypergrad_<name>``) and under fp16
+            ``loss_scale`` and ``skipped_nonfinite``.
         """
-        data = model.data_preprocessor(data, True)
-        names, params = self._named_trained_params(model)
+        params = self._checked_params(named_params)
         device = params[0].device
-        logged: Dict[str, Dict[str, Tensor]] = {}
         amp_dtype = self._resolve_amp_dtype(device)
-
-        def stateless(method: str, keep_buffers: bool):
-            """``method`` as a function of parameter tensors. Without
-            ``keep_buffers`` the forward writes (BatchNorm statistics,
-            queues) go to throw-away copies of the buffers; the graph keeps
-            referencing those copies, so the real buffers are never written
-            behind autograd's back."""
-            bound = _BoundLoss(model, method)
-            buffers = dict(bound.named_buffers())
-
-            def loss_fn(tensors) -> Tensor:
-                substitutes = dict(zip(names, tensors))
-                if not keep_buffers:
-                    substitutes.update(
-                        {k: b.clone() for k, b in buffers.items()})
-                autocast = torch.autocast(
-                    device_type=device.type, dtype=getattr(
-                        torch, amp_dtype)) if amp_dtype else nullcontext()
-                with autocast:
-                    losses = functional_call(bound, substitutes, (data, ))
-                loss, log_vars = model.parse_losses(losses)
-                logged.setdefault(method, log_vars)
-                return loss.float()
-
-            return loss_fn
-
-        loss_scale = self._loss_scale.scale if (
-            amp_dtype == 'float16') else 1.0
-        result = bilevel_hypergradient(
-            params,
-            stateless('loss_lower', keep_buffers=False),
-            stateless('loss_upper', keep_buffers=True),
-            method=self.method,
+        logged: Dict[str, Dict[str, Tensor]] = {}
+        problem = BilevelProblem(
+            lower_loss=_logging_scalar(lower_loss, 'lower', logged, device,
+                                       amp_dtype),
+            upper_loss=_logging_scalar(upper_loss, 'upper', logged, device,
+                                       amp_dtype),
             lower_lr=self._gamma(),
-            loss_scale=loss_scale,
+            loss_scale=self._loss_scale.scale
+            if amp_dtype == 'float16' else 1.0,
             reduce_mean=_mean_across_ranks,
             lower_step=self._lower_step(params)
             if self.lower_optimizer is not None else None,
-            side_effect_free=_same_random_numbers,
-            sync=(torch.cuda.synchronize
-                  if device.type == 'cuda' else lambda: None),
-            **self.hypergrad_cfg)
-        self._inner_count += 1
-        finite = self._apply_hypergradient(params, result.hypergrad)
-        log_vars = {
-            key: value.detach()
-            for key, value in logged['loss_lower'].items() if key != 'loss'
-        }
-        log_vars.update(
-            {k: v.detach()
-             for k, v in logged['loss_upper'].items()})
-        log_vars['lower_grad_norm'] = result.lower_grad_norm.float()
-        log_vars['hypergrad_norm'] = _norm(result.hypergrad)
-        log_vars['upper_grad_norm'] = _norm(result.upper_grad)
-        for phase, seconds in result.seconds.items():
-            log_vars[f'time_{phase}'] = torch.tensor(seconds)
+            side_effect_free=_ReplayRandomNumbers(device),
+            sync=torch.cuda.synchronize
+            if device.type == 'cuda' else _no_sync)
+        result = self.hypergrad(params, problem)
+        hypergrad_norm = norm(result.hypergrad)
+        finite = bool(torch.isfinite(hypergrad_norm))
+        self._apply_hypergradient(params, result.hypergrad, finite)
+        log_vars = self._log_vars(logged, result, amp_dtype)
+        log_vars['hypergrad_norm'] = hypergrad_norm.float()
         if amp_dtype == 'float16':
-            log_vars['loss_scale'] = torch.tensor(self._loss_scale.scale)
             log_vars['skipped_nonfinite'] = torch.tensor(float(not finite))
         return log_vars
 
-    def _named_trained_params(
-            self, model: nn.Module) -> Tuple[List[str], List[Tensor]]:
-        trained = set(self._trained_params())
-        names, params = [], []
-        for name, param in model.named_parameters():
-            if not param.requires_grad:
-                continue
-            if param not in trained:
+    def _checked_params(
+            self, named_params: Sequence[Tuple[str, Tensor]]) -> List[Tensor]:
+        trained = {
+            id(p)
+            for group in self.optimizer.param_groups for p in group['params']
+        }
+        for name, param in named_params:
+            if id(param) not in trained:
                 raise ValueError(
                     f'BiLevelOptimWrapper: parameter {name!r} requires grad '
                     'but is not in the optimiser; freeze it '
                     '(requires_grad=False) or let the optimiser own it')
-            names.append(f'model.{name}')
-            params.append(param)
-        if not params:
+        if not named_params:
             raise ValueError('BiLevelOptimWrapper: the model has no trainable '
                              'parameters')
-        return names, params
+        return [param for _, param in named_params]
 
     def _lower_step(self, params: List[Tensor]):
         """A lower step by ``lower_optimizer`` on the shadows of ``params``
@@ -318,33 +277,56 @@ class BiLevelOptimWrapper(OptimWrapper):
         return step
 
     def _apply_hypergradient(self, params: List[Tensor],
-                             hypergrad: List[Tensor]) -> bool:
-        finite = all(torch.isfinite(h).all() for h in hypergrad)
-        if self.use_amp and self._loss_scale is not None:
+                             hypergrad: List[Tensor], finite: bool) -> None:
+        """Step along ``hypergrad`` through ``OptimWrapper.update_params``:
+        the gradient of ``sum <theta, hypergrad>`` is the hypergradient."""
+        if self._loss_scale is not None and self.use_amp:
             self._loss_scale.update(finite)
-            if not finite:  # fp16 overflow: skip, the scale was halved
+            if not finite:  # fp16 overflow: skip the step, halve the scale
                 print_log(
                     'BiLevelOptimWrapper: non-finite hypergradient under '
                     'fp16, skipping the step and halving the loss scale to '
                     f'{self._loss_scale.scale}',
                     logger='current',
                     level=logging.WARNING)
-                return False
+                self._skip_next_step = True
+                hypergrad = [torch.zeros_like(h) for h in hypergrad]
         elif not finite:
             raise FloatingPointError(
-                f'BiLevelOptimWrapper: the {self.method} hypergradient has '
-                'non-finite values (check the losses and learning rates); '
-                'refusing to pass it to the optimiser')
-        for param, grad in zip(params, hypergrad):
-            grad = self.scale_loss(grad)  # 1 / accumulation factor
-            if param.grad is None:
-                param.grad = grad.clone()
-            else:
-                param.grad.add_(grad)
-        if self.should_update():
-            self.step()
-            self.zero_grad()
-        return True
+                f'BiLevelOptimWrapper: the {self.hypergrad!r} hypergradient '
+                'has non-finite values (check the losses and learning '
+                'rates); refusing to pass it to the optimiser')
+        surrogate = torch.stack([
+            torch.vdot(p.reshape(-1), h.reshape(-1).to(p.dtype))
+            for p, h in zip(params, hypergrad)
+        ]).sum()
+        OptimWrapper.update_params(self, surrogate)
+
+    def step(self, **kwargs) -> None:
+        """``OptimWrapper.step``, skipped (with the gradients accumulated
+        since the last step) after an fp16 overflow."""
+        if self._skip_next_step:
+            self._skip_next_step = False
+            return
+        super().step(**kwargs)
+
+    def _log_vars(self, logged: Dict[str, Dict[str, Tensor]],
+                  result: HypergradResult,
+                  amp_dtype: Optional[str]) -> Dict[str, Tensor]:
+        log_vars = {
+            key: value.detach()
+            for key, value in logged['lower'].items() if key != 'loss'
+        }
+        log_vars.update({k: v.detach() for k, v in logged['upper'].items()})
+        log_vars['lower_grad_norm'] = result.lower_grad_norm.float()
+        log_vars['upper_grad_norm'] = norm(result.upper_grad).float()
+        for phase, seconds in result.seconds.items():
+            log_vars[f'time_{phase}'] = torch.tensor(seconds)
+        for key, value in result.stats.items():
+            log_vars[f'hypergrad_{key}'] = torch.tensor(value)
+        if amp_dtype == 'float16':
+            log_vars['loss_scale'] = torch.tensor(self._loss_scale.scale)
+        return log_vars
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -373,21 +355,57 @@ class BiLevelOptimWrapper(OptimWrapper):
         super().load_state_dict(state_dict)
 
 
-def _norm(tensors: List[Tensor]) -> Tensor:
-    return torch.sqrt(sum((t.float()**2).sum() for t in tensors)).detach()
+def _no_sync() -> None:
+    return None
 
 
-@contextmanager
-def _same_random_numbers() -> Iterator[None]:
-    """Replay the same random numbers for every lower-loss evaluation, so
-    the finite-difference pair (and every Hessian-vector product) sees the
-    same dropout masks."""
-    cpu_rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available(
-    ) else None
-    try:
-        yield
-    finally:
-        torch.set_rng_state(cpu_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
+def _logging_scalar(loss_fn: LossAndLogsFn, level: str,
+                    logged: Dict[str, Dict[str, Tensor]],
+                    device: torch.device,
+                    amp_dtype: Optional[str]) -> Callable[[Sequence[Tensor]],
+                                                          Tensor]:
+    """``loss_fn`` -> its fp32 loss, under autocast when ``amp_dtype``;
+    keeps the ``log_vars`` of its first call in ``logged[level]``."""
+
+    def loss(tensors: Sequence[Tensor]) -> Tensor:
+        autocast = torch.autocast(
+            device_type=device.type, dtype=getattr(
+                torch, amp_dtype)) if amp_dtype else nullcontext()
+        with autocast:
+            value, log_vars = loss_fn(tensors)
+        logged.setdefault(level, log_vars)
+        return value.float()
+
+    return loss
+
+
+class _ReplayRandomNumbers:
+    """Context entered around every lower-loss evaluation of one iteration:
+    each starts from the random state the first one started from (so the
+    finite differences, and every Hessian-vector product, see the same
+    dropout masks) and leaves the outer random stream as it found it."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device if device.type == 'cuda' else None
+        self.replayed: Optional[Tuple[Tensor, Optional[Tensor]]] = None
+
+    def _state(self) -> Tuple[Tensor, Optional[Tensor]]:
+        return (torch.get_rng_state(),
+                torch.cuda.get_rng_state(self.cuda) if self.cuda else None)
+
+    def _set(self, state: Tuple[Tensor, Optional[Tensor]]) -> None:
+        torch.set_rng_state(state[0])
+        if self.cuda:
+            torch.cuda.set_rng_state(state[1], self.cuda)
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        outer = self._state()
+        if self.replayed is None:
+            self.replayed = outer
+        else:
+            self._set(self.replayed)
+        try:
+            yield
+        finally:
+            self._set(outer)

@@ -11,6 +11,8 @@ from torch import Tensor
 from ..decouplers import Decoupled, Encoder
 from ..utils import temporally_local
 from .legacy import upgrade_legacy_config
+from mmbodvcl.engine.optim_wrappers import BiLevelOptimWrapper
+from .stateless import StatelessLoss, trainable_parameters
 
 
 class BaseVCL(BaseModel):
@@ -144,6 +146,7 @@ class BaseVCL(BaseModel):
 
     def _objective(self, inputs: List[Tensor],
                    with_lower_loss: bool) -> Dict[str, Tensor]:
+        self._check_post_step_updates()
         decoupled = self.decouple_views(
             inputs, with_lower_loss=with_lower_loss)
         losses = self.contrastive_loss(decoupled.parts, inputs)
@@ -182,25 +185,62 @@ class BaseVCL(BaseModel):
     # ------------------------------------------------------------------
     # training loop
     def after_optim_step(self) -> None:
-        """Called once per iteration after the parameters moved."""
+        """Post-step updates; ``AfterOptimStepHook`` calls it after every
+        iteration in which the optimiser stepped."""
+        self._steps_without_post_update = 0
         for head in self.heads.values():
             if hasattr(head, 'after_optim_step'):
                 head.after_optim_step()
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
-        """One iteration: the wrapper's ``bilevel_step(self, data)`` when it
-        has one, else MMEngine's single-level step on :meth:`loss`; then
-        :meth:`after_optim_step` once the parameters have moved."""
-        bilevel_step = getattr(optim_wrapper, 'bilevel_step', None)
-        if callable(bilevel_step):
-            log_vars = bilevel_step(self, data)
+        """One iteration. With a ``BiLevelOptimWrapper``: the trainable
+        parameters and :meth:`loss_lower` / :meth:`loss_upper` as functions
+        of them (lower forwards write throw-away buffer copies) go to
+        ``optim_wrapper.update_params_bilevel``; otherwise MMEngine's
+        single-level step on :meth:`loss`. The post-step updates
+        (:meth:`after_optim_step`) run in ``AfterOptimStepHook``."""
+        if isinstance(optim_wrapper, BiLevelOptimWrapper):
+            if not self.has_lower_loss:
+                raise ValueError(
+                    f'{type(self).__name__}: its decoupler '
+                    f'{type(self.decoupler).__name__} has no lower-level '
+                    'loss for BiLevelOptimWrapper; use a decoupler with one '
+                    "(e.g. type='KoopmanDecoupler') or a single-level "
+                    'OptimWrapper')
+            data = self.data_preprocessor(data, True)
+            params = trainable_parameters(self)
+            names = [name for name, _ in params]
+            log_vars = optim_wrapper.update_params_bilevel(
+                params,
+                StatelessLoss(self, self.loss_lower, data, names, False),
+                StatelessLoss(self, self.loss_upper, data, names, True))
         else:
             log_vars = super().train_step(data, optim_wrapper)
-        # With gradient accumulation the parameters move every few calls.
-        if optim_wrapper.should_update():
-            self.after_optim_step()
         return log_vars
+
+    def _check_post_step_updates(self, limit: int = 100) -> None:
+        """Refuse to train on with a frozen momentum encoder / unnormalised
+        prototypes: ``limit`` training-mode objectives in a row without
+        :meth:`after_optim_step` mean its hook is missing. Counted here, in
+        the objective, because MMEngine's DDP wrapper never calls
+        :meth:`train_step`; ``limit`` leaves room for gradient
+        accumulation. (A fresh or resumed model starts counting from 0.)"""
+        has_updates = type(self).after_optim_step is not \
+            BaseVCL.after_optim_step or any(
+                hasattr(head, 'after_optim_step')
+                for head in self.heads.values())
+        if not (self.training and has_updates):
+            return
+        count = getattr(self, '_steps_without_post_update', 0) + 1
+        self._steps_without_post_update = count
+        if count > limit:
+            raise RuntimeError(
+                f'{type(self).__name__}: {count} training steps without '
+                'after_optim_step(), so its momentum encoder / prototypes '
+                'are not being updated; add '
+                "custom_hooks=[dict(type='AfterOptimStepHook')] to the "
+                'config (configs/_base_/default_runtime.py has it)')
 
     def extract_feat(
             self, inputs: Union[Tensor, Sequence[Tensor]]

@@ -1,0 +1,160 @@
+"""Accuracy of the finite-difference hypergradients (ITD-FD, AID-FD) and of
+AID-CG on a real network, against the exact ones computed by autograd.
+
+Model: BOD-VCL V-SimCLR on the tiny ResNet3dSlowOnly-18 (8 base channels,
+ReLU, max-pool) with KoopmanNeck, as in benchmarks/bench_bilevel.py, at
+random initialisation (``--seeds``) or after ``--warm-steps`` single-level
+SGD steps, one batch of generated videos, fp32,
+k = 1. For each lower step size gamma:
+
+* exact unrolled hypergradient ``(I - gamma H(theta)) v``: ITD-RMAD;
+* exact AID-FD target ``v - gamma H(theta*) v``: one Neumann term (double
+  backward);
+* ITD-FD and AID-FD at several ``alpha``: relative error against the exact
+  unrolled hypergradient, ``|h - h_itd| / |h_itd - v|`` (in units of the
+  second-order correction, ``v`` = first order) and ``|h - h_itd| /
+  |h_itd|``;
+* AID-CG (5 iterations): CG steps taken, whether it stopped at
+  non-positive curvature, and the cosine to the unrolled hypergradient.
+
+Usage: ``python benchmarks/bench_hypergrad_accuracy.py [--seeds 0 1]
+[--gammas 1e-4 1e-3 1e-2] [--size 32]``.
+"""
+import argparse
+import os.path as osp
+import sys
+import tempfile
+from typing import Dict, List
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from bench_bilevel import _batch, _model_cfg  # noqa: E402
+
+ITD_ALPHAS = (1e-2, 1e-3, 1e-4)
+AID_ALPHAS = (1e-1, 1e-2, 1e-3)
+
+
+def _flat(tensors: List[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1).double() for t in tensors])
+
+
+def _hypergradients(model, data, gamma: float) -> Dict[str, torch.Tensor]:
+    from mmbodvcl.functional.hypergrad import (AidCg, AidFd, AidNmn,
+                                               BilevelProblem, FirstOrder,
+                                               ItdFd, ItdRmad)
+    from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
+                                                      trainable_parameters)
+    processed = model.data_preprocessor(data, True)
+    named = trainable_parameters(model)
+    names = [name for name, _ in named]
+    params = [param for _, param in named]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def run(method):
+        # Upper forwards write BatchNorm statistics: start each method from
+        # the same buffers.
+        model.load_state_dict(state)
+        lower = StatelessLoss(model, model.loss_lower, processed, names,
+                              False)
+        upper = StatelessLoss(model, model.loss_upper, processed, names,
+                              True)
+        problem = BilevelProblem(lambda t: lower(t)[0],
+                                 lambda t: upper(t)[0], gamma)
+        result = method(params, problem)
+        return _flat(result.hypergrad), result.stats
+
+    results = dict(
+        itd_rmad=run(ItdRmad())[0],
+        first_order=run(FirstOrder())[0],
+        nmn1=run(AidNmn(iterations=1))[0])
+    for alpha in ITD_ALPHAS:
+        results[f'itd_fd a={alpha:g}'] = run(ItdFd(alpha=alpha))[0]
+    for alpha in AID_ALPHAS:
+        results[f'aid_fd a={alpha:g}'] = run(AidFd(alpha=alpha))[0]
+    cg, stats = run(AidCg(iterations=5))
+    results['aid_cg'] = cg
+    results['cg_stats'] = stats
+    return results
+
+
+def _warm_up(model, data, steps: int) -> None:
+    """``steps`` single-level SGD steps on ``loss()`` (L_A + L_M + L_pred):
+    away from the initialisation, whose zero-initialised residual
+    BatchNorms put many ReLU / max-pool units exactly at their kinks."""
+    from mmengine.optim import build_optim_wrapper
+    if not steps:
+        return
+    model.with_pred_loss = True
+    wrapper = build_optim_wrapper(
+        model, dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9),
+                    clip_grad=dict(max_norm=10.0)))
+    for _ in range(steps):
+        model.train_step(data, wrapper)
+    model.with_pred_loss = False
+
+
+def _report(seed: int, gamma: float, results) -> None:
+    exact, v = results['itd_rmad'], results['first_order']
+    correction = (exact - v).norm()
+    print(f'seed {seed} gamma {gamma:g}: |v| {v.norm():.3e} '
+          f'|h_itd - v| {correction:.3e} '
+          f'|nmn1 - h_itd| / |h_itd - v| '
+          f'{(results["nmn1"] - exact).norm() / correction:.3e}')
+    for key, value in results.items():
+        if key.startswith(('itd_fd', 'aid_fd')):
+            error = (value - exact).norm()
+            target = results['nmn1'] if key.startswith('aid') else exact
+            own = (value - target).norm() / correction
+            print(f'  {key:<14} err/corr {error / correction:.3e}  '
+                  f'err/|h| {error / exact.norm():.3e}  '
+                  f'own-target err/corr {own:.3e}')
+    cosine = torch.nn.functional.cosine_similarity(
+        results['aid_cg'], exact, dim=0)
+    print(f'  aid_cg {results["cg_stats"]} cos(h_cg, h_itd) {cosine:.4f} '
+          f'|h_cg| / |v| {results["aid_cg"].norm() / v.norm():.3e}')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--gammas', type=float, nargs='+',
+                        default=[1e-4, 1e-3, 1e-2])
+    parser.add_argument('--size', type=int, default=32)
+    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--smooth', action='store_true',
+                        help='SiLU activations and no stem max-pool')
+    parser.add_argument('--warm-steps', type=int, default=0,
+                        help='single-level SGD steps before measuring')
+    parser.add_argument('--double', action='store_true',
+                        help='float64 model (no rounding error)')
+    args = parser.parse_args()
+    from mmengine.registry import init_default_scope
+
+    import mmbodvcl  # noqa: F401
+    from mmaction.registry import MODELS
+    from mmbodvcl.testing import make_video_dataset
+    init_default_scope('mmaction')
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as videos:
+        make_video_dataset(videos, num_videos=args.batch_size,
+                           num_frames=24, size=(48, 64))
+        data = _batch(videos, args.batch_size, args.size, 8)
+    cfg = dict(_model_cfg(False), decouple=True)
+    if args.smooth:  # SiLU, no max-pooling: no kinks for the differences
+        cfg['backbone'].update(act_cfg=dict(type='SiLU'), with_pool1=False)
+    for seed in args.seeds:
+        torch.manual_seed(seed)
+        model = MODELS.build(cfg)
+        model.init_weights()
+        model.train()
+        if args.double:
+            model.double()
+            data['inputs'] = [v.double() for v in data['inputs']]
+        _warm_up(model, data, args.warm_steps)
+        for gamma in args.gammas:
+            _report(seed, gamma, _hypergradients(model, data, gamma))
+
+
+if __name__ == '__main__':
+    main()
