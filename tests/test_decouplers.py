@@ -15,7 +15,6 @@ from torch import Tensor
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
-from mmbodvcl.datasets.transforms import multiview_pretrain_pipeline
 from mmbodvcl.functional.derived_inputs import (frame_difference_clip,
                                                 static_frame_clip)
 from mmbodvcl.models.decouplers import (BaseDecoupler, Decoupled,
@@ -24,7 +23,8 @@ from mmbodvcl.models.decouplers import (BaseDecoupler, Decoupled,
                                         encode_views)
 from mmbodvcl.models.necks import PerFrameProjectionNeck
 from mmbodvcl.models.utils import NamedMLP
-from mmbodvcl.testing import make_video, make_video_dataset
+from mmbodvcl.testing import (make_video, make_video_dataset,
+                              multiview_pretrain_pipeline)
 
 LEGACY_CHECKPOINT = osp.join(
     osp.dirname(__file__), 'data', 'legacy_vbyol_bodvcl_v0.1.pth')
