@@ -332,10 +332,10 @@ def ablation_changes(name: str, algorithm: str) -> Tuple[str, dict]:
     rules = [
         (r'plus_lpred', baseline,
          lambda: {'model.decoupler': dict(koopman, contrast='unified'),
-                    'model.with_lower_loss': True}),
+                  'model.with_lower_loss': True}),
         (r'single_level', baseline,
          lambda: {'model.decoupler': koopman,
-                    'model.with_lower_loss': True}),
+                  'model.with_lower_loss': True}),
         (r'strict', bodvcl, lambda: {'model.strict_lower': True}),
         (r'xi(.+)', bodvcl, lambda v: {'model.decoupler.xi': float(v)}),
         (r'nu(.+)', bodvcl, lambda v: {'model.decoupler.nu': float(v)}),
