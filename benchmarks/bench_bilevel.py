@@ -77,7 +77,7 @@ def _model_cfg(slow_r50: bool) -> dict:
 def _batch(video_root: str, batch_size: int, size: int, clip_len: int):
     from mmengine.runner import Runner
 
-    from mmbodvcl.datasets.transforms import multiview_pretrain_pipeline
+    from mmbodvcl.testing import multiview_pretrain_pipeline
     loader = Runner.build_dataloader(
         dict(batch_size=batch_size, num_workers=0,
              sampler=dict(type='DefaultSampler', shuffle=False),

@@ -32,8 +32,7 @@ from mmengine.registry import init_default_scope
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import TRANSFORMS
-from mmbodvcl.datasets.transforms import multiview_pretrain_pipeline
-from mmbodvcl.testing import make_video
+from mmbodvcl.testing import make_video, multiview_pretrain_pipeline
 
 
 def build(steps: List[Dict]) -> Compose:

@@ -5,7 +5,7 @@ video; nothing here mocks the decoding stack.
 """
 import os
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -124,6 +124,50 @@ def make_solid_colour_dataset(root: str,
     with open(ann_file, 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines) + '\n')
     return ann_file
+
+
+#: The pretraining data config of a source checkout: the only copy of the
+#: multi-view pretraining pipeline.
+PRETRAIN_DATA_CONFIG = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', '_base_',
+    'datasets', 'k400_multiview_8x8.py')
+
+
+def multiview_pretrain_pipeline(num_views: int = 2,
+                                clip_len: int = 8,
+                                frame_interval: int = 8,
+                                size: int = 224) -> List[Dict]:
+    """The pretraining pipeline of ``configs/_base_/datasets/
+    k400_multiview_8x8.py`` (config dicts), with its sampler and its
+    fixed-size ``Resize`` set to the arguments, for tests, benchmarks and
+    scripts. Use with :class:`MultiViewVideoDataset` and
+    ``MultiViewDataPreprocessor`` in the ``mmaction`` default scope.
+
+    Raises:
+        FileNotFoundError: outside a source checkout (the configs are not
+            part of the installed package).
+    """
+    if not osp.isfile(PRETRAIN_DATA_CONFIG):
+        raise FileNotFoundError(
+            f'{PRETRAIN_DATA_CONFIG} does not exist: the pretraining '
+            'pipeline is read from the configs of a source checkout of '
+            'mmbodvcl (pip install -e .)')
+    pipeline = Config.fromfile(PRETRAIN_DATA_CONFIG).to_dict()[
+        'train_pipeline']
+    sampler = _the_transform(pipeline, 'MultiViewSampleFrames')
+    sampler.update(clip_len=clip_len, frame_interval=frame_interval,
+                   num_views=num_views)
+    augment = _the_transform(pipeline, 'MultiViewAugment')
+    _the_transform(augment['transforms'], 'Resize')['scale'] = (size, size)
+    return pipeline
+
+
+def _the_transform(pipeline: List[Dict], type_name: str) -> Dict:
+    found = [t for t in pipeline if t['type'] == type_name]
+    if len(found) != 1:
+        raise ValueError(f'{PRETRAIN_DATA_CONFIG}: expected one {type_name} '
+                         f'in the pipeline, found {len(found)}')
+    return found[0]
 
 
 def make_corrupt_video(path: str, content: Optional[bytes] = None) -> str:

@@ -16,9 +16,8 @@ from mmengine.runner import Runner
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
-from mmbodvcl.datasets.transforms import multiview_pretrain_pipeline
 from mmbodvcl.models.algorithms import CosineMomentumEncoder
-from mmbodvcl.testing import make_video_dataset
+from mmbodvcl.testing import make_video_dataset, multiview_pretrain_pipeline
 
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)

@@ -1,6 +1,9 @@
 """Every pretraining config (configs/bodvcl, configs/baselines) builds its
 model and dataset and runs one training iteration through MMEngine's Runner
-on generated videos, and the configs hold the paper's recipe.
+on generated videos, in the decoupler form (no deprecation warning); each
+BOD-VCL config is its baseline plus exactly what BOD-VCL adds, each ablation
+its parent plus exactly its setting, file names state the setting, the LARS
+exclusion holds for any depth, and the configs hold the paper's recipe.
 
 Test-only overrides are applied by :func:`shrink` and nothing else: a narrow
 backbone (per backbone type), 32 px crops, 2 videos per batch, a short MoCo
@@ -13,15 +16,20 @@ import glob
 import inspect
 import math
 import os.path as osp
+import re
 import uuid
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.instancenorm import _InstanceNorm
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
@@ -31,10 +39,17 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PRETRAIN_CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs/bodvcl/**/*.py'), recursive=True) +
     glob.glob(osp.join(REPO, 'configs/baselines/**/*.py'), recursive=True))
+ALGORITHMS = ('vsimclr', 'vmoco', 'vbyol', 'vswav')
 MAIN = {
     alg: osp.join(REPO, f'configs/bodvcl/{alg}_slowr50_k400.py')
-    for alg in ('vsimclr', 'vmoco', 'vbyol', 'vswav')
+    for alg in ALGORITHMS
 }
+BODVCL = sorted(glob.glob(osp.join(REPO, 'configs/bodvcl/*.py')))
+ABLATIONS = sorted(glob.glob(osp.join(REPO, 'configs/bodvcl/ablations/*.py')))
+BODVCL_BASE = osp.join(REPO, 'configs/_base_/bodvcl.py')
+SCHEDULE = osp.join(REPO, 'configs/_base_/schedules/lars_200e.py')
+# Written by mmbodvcl/models/algorithms/legacy.py for configs in the old form.
+DEPRECATION = 'Deprecated model arguments'
 SIZE = 32  # crop side in the tests
 # The longest clip span of any config is 16 frames at interval 4: 61 frames.
 NUM_FRAMES = 72
@@ -92,21 +107,25 @@ def resize_to(transforms: List[Dict], size: int) -> int:
     return changed
 
 
-def shrink(cfg: Config, ann_file: str, work_dir: str) -> Config:
-    """The test-only overrides, all in one place."""
-    cfg = copy.deepcopy(cfg)
-    model = cfg.model
-    backbone_type = model.backbone.type
+def shrink_model(model: dict) -> None:
+    """The test-only overrides of a model config, in place."""
+    backbone_type = model['backbone']['type']
     if backbone_type not in NARROW_BACKBONES:
         pytest.fail(f'no narrow stand-in for backbone {backbone_type!r}: add '
                     'it to NARROW_BACKBONES in tests/test_configs.py')
     overrides, channels = NARROW_BACKBONES[backbone_type]
-    model.backbone.update(overrides)
-    model.neck.update(in_channels=channels, hid_channels=32)
-    if model.head.type == 'MoCoQueueHead':
-        model.head.queue_len = 16
-    if model.head.type == 'BYOLPredictionHead':
-        model.head.hidden_channels = 32
+    model['backbone'].update(overrides)
+    model['neck'].update(in_channels=channels, hid_channels=32)
+    if model['head']['type'] == 'MoCoQueueHead':
+        model['head']['queue_len'] = 16
+    if model['head']['type'] == 'BYOLPredictionHead':
+        model['head']['hidden_channels'] = 32
+
+
+def shrink(cfg: Config, ann_file: str, work_dir: str) -> Config:
+    """The test-only overrides, all in one place."""
+    cfg = copy.deepcopy(cfg)
+    shrink_model(cfg.model)
 
     loader = cfg.train_dataloader
     loader.update(batch_size=2, num_workers=0, persistent_workers=False)
@@ -166,10 +185,26 @@ class ParameterChange(Hook):
                 for p, b in zip(params, self._before)))
 
 
+def expected_parts(model: dict) -> Tuple[str, ...]:
+    """Parts contrasted, as the config states them."""
+    decoupler = model.get('decoupler') or {}
+    if decoupler.get('type') == 'KoopmanDecoupler' and decoupler.get(
+            'contrast', 'split') == 'split':
+        return ('static', 'dynamic')
+    return ('unified', )
+
+
+def runner_log(runner: Runner) -> str:
+    with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        return f.read()
+
+
 @pytest.mark.parametrize('config', PRETRAIN_CONFIGS, ids=config_id)
 def test_one_training_iteration(config, video_ann, tmp_path):
     cfg = shrink(Config.fromfile(config), video_ann, str(tmp_path))
     runner = build_runner(cfg)
+    # written in the decoupler form: legacy.py had nothing to rewrite
+    assert DEPRECATION not in runner_log(runner)
     recorder = ParameterChange()
     runner.register_hook(recorder)
     runner.train()
@@ -180,15 +215,16 @@ def test_one_training_iteration(config, video_ann, tmp_path):
     hub = runner.message_hub
     loss = hub.get_scalar('train/loss').current()
     assert math.isfinite(loss), f'{config_id(config)}: loss {loss}'
-    parts = ('static', 'dynamic') if cfg.model.decouple else ('unified', )
+    parts = expected_parts(cfg.model)
+    assert tuple(runner.model.decoupler.parts) == parts
     for part in parts:
         assert math.isfinite(hub.get_scalar(f'train/loss_{part}').current())
-    if cfg.model.decouple:
+    if parts == ('static', 'dynamic'):
         static = hub.get_scalar('train/num_static_modes').current()
         dynamic = hub.get_scalar('train/num_dynamic_modes').current()
         assert static >= 0 and dynamic >= 0
     if cfg.optim_wrapper.type == 'BiLevelOptimWrapper' or \
-            cfg.model.with_pred_loss:
+            cfg.model.with_lower_loss:
         assert math.isfinite(hub.get_scalar('train/loss_pred').current())
     assert recorder.finite, 'non-finite backbone parameters after the step'
     assert recorder.changes and recorder.changes[0] > 0, \
@@ -197,6 +233,19 @@ def test_one_training_iteration(config, video_ann, tmp_path):
     checkpoint = torch.load(
         osp.join(str(tmp_path), 'epoch_1.pth'), map_location='cpu')
     assert any(key.startswith('backbone.') for key in checkpoint['state_dict'])
+
+
+def test_the_runner_log_shows_a_legacy_config(video_ann, tmp_path):
+    """The check above can fail: a model in the old form (``decouple``,
+    Koopman options in the neck) leaves the deprecation warning in the
+    Runner's log."""
+    cfg = shrink(Config.fromfile(MAIN['vsimclr']), video_ann, str(tmp_path))
+    decoupler = cfg.model.pop('decoupler')
+    cfg.model.update(decouple=True, with_pred_loss=False)
+    cfg.model.pop('with_lower_loss')
+    cfg.model.neck.update(type='KoopmanNeck', xi=decoupler.xi,
+                          nu=decoupler.nu)
+    assert DEPRECATION in runner_log(build_runner(cfg))
 
 
 def flatten(value, prefix: str = '') -> Dict[str, object]:
@@ -213,34 +262,196 @@ def flatten(value, prefix: str = '') -> Dict[str, object]:
     return {prefix[:-1]: value}
 
 
-@pytest.mark.parametrize(
-    'baseline',
-    sorted(glob.glob(osp.join(REPO, 'configs/baselines/*.py'))),
-    ids=config_id)
-def test_baseline_differs_only_in_what_bodvcl_changes(baseline):
-    bodvcl = osp.join(REPO, 'configs/bodvcl', osp.basename(baseline))
-    assert osp.isfile(bodvcl), f'no BOD-VCL config for {baseline}'
-    plain = flatten(Config.fromfile(baseline).to_dict())
-    ours = flatten(Config.fromfile(bodvcl).to_dict())
+def resolved(path: str) -> Dict[str, object]:
+    """A config file as MMEngine resolves it, as plain dicts."""
+    return Config.fromfile(path).to_dict()
+
+
+def with_changes(cfg: Dict[str, object], changes: dict) -> Dict[str, object]:
+    """``cfg`` with ``changes`` merged in as ``--cfg-options`` would."""
+    cfg = Config(copy.deepcopy(cfg))
+    cfg.merge_from_dict(copy.deepcopy(changes))
+    return cfg.to_dict()
+
+
+def assert_same_config(ours: Dict[str, object],
+                       expected: Dict[str, object]) -> None:
+    """Key-by-key equality, reporting the keys that differ."""
+    ours, expected = flatten(ours), flatten(expected)
     differing = {
-        key
-        for key in set(plain) | set(ours) if plain.get(key) != ours.get(key)
+        key: (ours.get(key, '<absent>'), expected.get(key, '<absent>'))
+        for key in set(ours) | set(expected)
+        if ours.get(key, '<absent>') != expected.get(key, '<absent>')
     }
-    # The step (bi-level vs single-level) decides the DDP wrapper too.
-    allowed = {
-        'model.decouple', 'optim_wrapper.type', 'model_wrapper_cfg.type',
-        'optim_wrapper.constructor'
+    assert not differing, f'(ours, expected) per key: {differing}'
+
+
+@pytest.mark.parametrize('config', BODVCL, ids=config_id)
+def test_bodvcl_is_its_baseline_plus_exactly_the_decoupling(config):
+    """The BOD-VCL config = its baseline + model.decoupler + the bi-level
+    optim wrapper (type, hypergrad and whatever else configs/_base_/bodvcl.py
+    puts in it) + the bi-level DDP wrapper; nothing else differs."""
+    baseline = osp.join(REPO, 'configs/baselines', osp.basename(config))
+    assert osp.isfile(baseline), f'no baseline for {config}'
+    plain, bodvcl = resolved(baseline), resolved(BODVCL_BASE)
+    assert 'decoupler' not in plain['model']
+    assert plain['optim_wrapper']['type'] == 'OptimWrapper'
+    # single level: MMEngine's own DDP wrapper (the default)
+    assert 'model_wrapper_cfg' not in plain
+    assert bodvcl['koopman_decoupler']['type'] == 'KoopmanDecoupler'
+    assert bodvcl['bilevel_optim_wrapper']['type'] == 'BiLevelOptimWrapper'
+    assert bodvcl['bilevel_model_wrapper']['type'] == \
+        'BiLevelDistributedDataParallel'
+    expected = with_changes(
+        plain, {
+            'model.decoupler': bodvcl['koopman_decoupler'],
+            'optim_wrapper': bodvcl['bilevel_optim_wrapper'],
+            'model_wrapper_cfg': bodvcl['bilevel_model_wrapper'],
+            **bodvcl,  # its variables are inherited as they are
+        })
+    assert_same_config(resolved(config), expected)
+
+
+def ablation_changes(name: str, algorithm: str) -> Tuple[str, dict]:
+    """(parent config, changes) that the paper's ablation ``name`` means."""
+    baseline = f'configs/baselines/{algorithm}_slowr50_k400.py'
+    bodvcl = f'configs/bodvcl/{algorithm}_slowr50_k400.py'
+    koopman = resolved(BODVCL_BASE)['koopman_decoupler']
+    rules = [
+        (r'plus_lpred', baseline,
+         lambda: {'model.decoupler': dict(koopman, contrast='unified'),
+                  'model.with_lower_loss': True}),
+        (r'single_level', baseline,
+         lambda: {'model.decoupler': koopman,
+                  'model.with_lower_loss': True}),
+        (r'strict', bodvcl, lambda: {'model.strict_lower': True}),
+        (r'xi(.+)', bodvcl, lambda v: {'model.decoupler.xi': float(v)}),
+        (r'nu(.+)', bodvcl, lambda v: {'model.decoupler.nu': float(v)}),
+        (r'm(\d+)', bodvcl, lambda v: {'model.neck.out_channels': int(v)}),
+        (r'inner(\d+)', bodvcl,
+         lambda v: {'optim_wrapper.hypergrad.inner_steps': int(v)}),
+        (r'hypergrad_(.+)', bodvcl,
+         lambda v: {'optim_wrapper.hypergrad.type': v}),
+    ]
+    for pattern, parent, changes in rules:
+        match = re.fullmatch(pattern, name)
+        if match:
+            return parent, changes(*match.groups())
+    pytest.fail(f'ablation {name!r}: no rule in tests/test_configs.py '
+                'says what it changes')
+
+
+@pytest.mark.parametrize('config', ABLATIONS, ids=config_id)
+def test_ablation_is_its_parent_plus_exactly_its_setting(config):
+    stem = osp.splitext(osp.basename(config))[0]
+    algorithm, ablation = re.fullmatch(r'([a-z]+)_slowr50_k400_(.+)',
+                                       stem).groups()
+    parent, changes = ablation_changes(ablation, algorithm)
+    helpers = resolved(BODVCL_BASE)
+    ours = resolved(config)
+    expected = with_changes(resolved(osp.join(REPO, parent)), changes)
+    for key in helpers:  # inherited helper variables, used or not
+        ours.pop(key, None)
+        expected.pop(key, None)
+    assert_same_config(ours, expected)
+
+
+NAME = re.compile(r'(?P<method>[a-z0-9]+)_(?P<backbone>[a-z0-9]+)'
+                  r'(_(?P<clip_len>\d+)x(?P<frame_interval>\d+))?'
+                  r'(_(?P<size>\d+)px)?(_rho(?P<num_views>\d+))?'
+                  r'(_(?P<max_epochs>\d+)e)?_(?P<dataset>k400)'
+                  r'(_(?P<ablation>[a-z0-9_.\-]+))?\.py')
+# Settings a name leaves out (docs/configs.md).
+NAME_DEFAULTS = dict(clip_len=8, frame_interval=8, size=224, num_views=2,
+                     max_epochs=200)
+
+
+@pytest.mark.parametrize('config', PRETRAIN_CONFIGS, ids=config_id)
+def test_file_name_states_the_setting(config):
+    """``{method}_{backbone}[_{T}x{tau}][_{res}px][_rho{V}][_{E}e]_{dataset}
+    [_{ablation}].py`` (docs/configs.md), and the config does what its name
+    says."""
+    match = NAME.fullmatch(osp.basename(config))
+    assert match, f'{config_id(config)} does not follow the naming scheme'
+    stated = {key: int(match[key] or default)
+              for key, default in NAME_DEFAULTS.items()}
+    cfg = Config.fromfile(config)
+    sampler = cfg.train_dataloader.dataset.pipeline[1]
+    resize = [t for t in cfg.train_dataloader.dataset.pipeline[3].transforms
+              if t.type == 'Resize']
+    actual = dict(clip_len=sampler.clip_len,
+                  frame_interval=sampler.frame_interval,
+                  size=resize[0].scale[0], num_views=sampler.num_views,
+                  max_epochs=cfg.train_cfg.max_epochs)
+    assert actual == stated
+    assert cfg.model.type.lower() == match['method']
+
+
+NORMS = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm)
+
+
+def lars_settings(model: nn.Module) -> Dict[str, Tuple[float, bool]]:
+    """(weight decay, lars_exclude) of every trained parameter, with the
+    optim wrapper of the schedule base every pretraining config uses."""
+    wrapper = build_optim_wrapper(model,
+                                  Config.fromfile(SCHEDULE).optim_wrapper)
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {
+        names[id(param)]: (group['weight_decay'],
+                           group.get('lars_exclude', False))
+        for group in wrapper.optimizer.param_groups
+        for param in group['params'] if param.requires_grad
     }
-    allowed |= {
-        key
-        for key in ours if key.startswith('optim_wrapper.hypergrad.')
-    }
-    assert differing <= allowed, sorted(differing - allowed)
-    assert plain['model.decouple'] is False and ours['model.decouple'] is True
-    assert plain['optim_wrapper.type'] == 'OptimWrapper'
-    assert ours['optim_wrapper.type'] == 'BiLevelOptimWrapper'
-    assert plain['model_wrapper_cfg.type'] == 'MMDistributedDataParallel'
-    assert ours['model_wrapper_cfg.type'] == 'BiLevelDistributedDataParallel'
+
+
+def assert_norms_and_biases_excluded(model: nn.Module) -> None:
+    """Norm-layer parameters and biases: no LARS, no weight decay; every
+    other trained parameter (conv/linear weights, ...): both."""
+    decay = Config.fromfile(SCHEDULE).optimizer.weight_decay
+    expected = {}
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad:
+                # ViTs' attention keeps its q and v biases as q_bias, v_bias
+                excluded = isinstance(module, NORMS) or name.endswith('bias')
+                expected[f'{module_name}.{name}'.lstrip('.')] = (
+                    (0., True) if excluded else (decay, False))
+    assert any(setting[1] for setting in expected.values())
+    assert any(not setting[1] for setting in expected.values())
+    settings = lars_settings(model)
+    wrong = {k: v for k, v in settings.items() if expected[k] != v}
+    assert not wrong, f'(weight decay, lars_exclude) wrong for {wrong}'
+    assert settings.keys() == expected.keys()
+
+
+@pytest.mark.parametrize('num_layers', [1, 2, 3, 4])
+def test_lars_exclusion_holds_for_a_neck_of_any_depth(num_layers):
+    neck = MODELS.build(
+        dict(type='PerFrameProjectionNeck', in_channels=16, hid_channels=8,
+             out_channels=4, num_layers=num_layers, with_bias=True))
+    assert_norms_and_biases_excluded(neck)
+
+
+def test_lars_exclusion_holds_for_the_byol_predictor():
+    assert_norms_and_biases_excluded(
+        MODELS.build(dict(type='BYOLPredictionHead', in_channels=4,
+                          hidden_channels=8, out_channels=4)))
+
+
+@pytest.mark.parametrize(
+    'config', sorted(MAIN.values()) + [
+        osp.join(REPO, f'configs/bodvcl/vbyol_{backbone}_k400.py')
+        for backbone in ('r3d18_16x4_112px_rho4', 'r2plus1d18_16x4_112px_rho4',
+                         's3dg_16x4_112px_rho4', 'vitb_16x4_rho4_800e')
+    ],
+    ids=config_id)
+def test_lars_exclusion_holds_for_every_pretraining_model(config):
+    """Every algorithm and backbone type of the pretraining configs (narrow
+    stand-ins with the same layer names): nothing but norm layers and biases
+    matches the name keys by accident."""
+    model = Config.fromfile(config).model
+    shrink_model(model)
+    assert_norms_and_biases_excluded(MODELS.build(model))
 
 
 @pytest.mark.parametrize('algorithm', sorted(MAIN))
@@ -250,15 +461,17 @@ def test_main_configs_hold_the_paper_recipe(algorithm):
     assert cfg.default_scope == 'mmaction'
     assert cfg.custom_imports == dict(imports=['mmbodvcl'],
                                       allow_failed_imports=False)
-    assert model.decouple is True and model.with_pred_loss is False
+    assert model.decoupler.type == 'KoopmanDecoupler'
+    assert (model.decoupler.xi, model.decoupler.nu) == (0.1, 1e-4)
+    assert model.decoupler.get('contrast', 'split') == 'split'
+    assert model.with_lower_loss is False and model.strict_lower is False
     assert model.backbone.type == 'ResNet3dSlowOnly'
     assert model.backbone.depth == 50
     # time kept to res5: no temporal stride in the stem
     assert model.backbone.conv1_stride_t == 1
     assert model.backbone.pool1_stride_t == 1
-    assert model.neck.type == 'KoopmanNeck'
-    assert (model.neck.out_channels, model.neck.xi, model.neck.nu) == (
-        128, 0.1, 1e-4)
+    assert model.neck.type == 'PerFrameProjectionNeck'
+    assert model.neck.out_channels == 128
     if algorithm == 'vbyol':
         assert (model.neck.num_layers, model.neck.hid_channels) == (2, 4096)
         assert model.head.hidden_channels == 4096
@@ -275,8 +488,9 @@ def test_main_configs_hold_the_paper_recipe(algorithm):
             sampler.num_views) == (8, 8, 2)
     assert cfg.optim_wrapper.type == 'BiLevelOptimWrapper'
     assert cfg.optim_wrapper.optimizer.type == 'LARS'
-    assert cfg.optim_wrapper.hypergrad.type == 'aid_fd'
+    assert cfg.optim_wrapper.hypergrad.type == 'itd_fd'
     assert cfg.optim_wrapper.hypergrad.inner_steps == 1
+    assert cfg.model_wrapper_cfg.type == 'BiLevelDistributedDataParallel'
     assert cfg.train_cfg.max_epochs == 200
     assert cfg.auto_scale_lr == dict(
         enable=False,

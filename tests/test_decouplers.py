@@ -4,6 +4,7 @@ videos; the decoupling interface as an extension point; configs and
 checkpoints written before the interface existed."""
 import copy
 import os.path as osp
+import uuid
 from typing import Dict, List
 
 import decord
@@ -15,7 +16,6 @@ from torch import Tensor
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
-from mmbodvcl.datasets.transforms import multiview_pretrain_pipeline
 from mmbodvcl.functional.derived_inputs import (frame_difference_clip,
                                                 static_frame_clip)
 from mmbodvcl.models.decouplers import (BaseDecoupler, Decoupled,
@@ -24,7 +24,8 @@ from mmbodvcl.models.decouplers import (BaseDecoupler, Decoupled,
                                         encode_views)
 from mmbodvcl.models.necks import PerFrameProjectionNeck
 from mmbodvcl.models.utils import NamedMLP
-from mmbodvcl.testing import make_video, make_video_dataset
+from mmbodvcl.testing import (make_video, make_video_dataset,
+                              multiview_pretrain_pipeline)
 
 LEGACY_CHECKPOINT = osp.join(
     osp.dirname(__file__), 'data', 'legacy_vbyol_bodvcl_v0.1.pth')
@@ -373,8 +374,11 @@ def test_a_new_decoupler_trains_with_every_algorithm(algorithm, optim_type,
                            optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
                            checkpoint=None),
+        custom_hooks=[dict(type='AfterOptimStepHook')],
         randomness=dict(seed=0),
         default_scope='mmaction',
+        # Runners built in the same second would share a MessageHub.
+        experiment_name=f'{algorithm}-{optim_type}-{uuid.uuid4().hex}',
         log_level='WARNING')
     runner.train()
     model = runner.model

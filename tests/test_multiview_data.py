@@ -18,10 +18,9 @@ from mmaction.registry import DATASETS, MODELS, TRANSFORMS
 from mmbodvcl.datasets.transforms import (MultiViewDecordInit,
                                           MultiViewSampleFrames,
                                           VideoColorJitter, VideoReadError,
-                                          VideoTooShortError,
-                                          multiview_pretrain_pipeline)
+                                          VideoTooShortError)
 from mmbodvcl.testing import (make_corrupt_video, make_video,
-                              make_video_dataset)
+                              make_video_dataset, multiview_pretrain_pipeline)
 
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)

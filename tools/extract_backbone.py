@@ -16,12 +16,10 @@ Example::
 import argparse
 import os
 import os.path as osp
-from typing import Dict
 
 import torch
-from mmengine.runner import CheckpointLoader
 
-import mmbodvcl  # noqa: F401  (lets weights-only loading read MMEngine ckpts)
+from mmbodvcl.apis import load_backbone_state_dict
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,34 +41,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def extract_backbone(state_dict: Dict[str, torch.Tensor], prefix: str,
-                     source: str) -> Dict[str, torch.Tensor]:
-    """Keys of ``state_dict`` under ``prefix``, with the prefix removed."""
-    backbone = {
-        key[len(prefix):]: value
-        for key, value in state_dict.items() if key.startswith(prefix)
-    }
-    if not backbone:
-        found = sorted({key.split('.', 1)[0] for key in state_dict})
-        raise ValueError(
-            f'{source}: no key starts with {prefix!r}, so there is no '
-            f'backbone to extract; its top-level key prefixes are {found}. '
-            f'Pass the right one with --prefix.')
-    return backbone
-
-
 def main() -> None:
     args = parse_args()
-    if not args.prefix.endswith('.'):
-        raise ValueError(f'--prefix must end with a dot, got {args.prefix!r}')
-    checkpoint = CheckpointLoader.load_checkpoint(
-        args.checkpoint, map_location='cpu')
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    if not isinstance(state_dict, dict):
-        raise TypeError(f'{args.checkpoint}: expected a dict of tensors (or '
-                        f'one under "state_dict"), got '
-                        f'{type(state_dict).__name__}')
-    backbone = extract_backbone(state_dict, args.prefix, args.checkpoint)
+    backbone = load_backbone_state_dict(args.checkpoint, args.prefix)
     if args.format == 'recognizer':
         backbone = {f'backbone.{key}': value for key, value in backbone.items()}
     out_dir = osp.dirname(osp.abspath(args.out))

@@ -26,7 +26,6 @@ Example::
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import List, Optional, Sequence
 
 import matplotlib
@@ -36,30 +35,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.model import revert_sync_batchnorm  # noqa: E402
-from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from analysis_utils import (add_common_args, build_clip_pipeline,  # noqa
-                            build_normaliser, clip_tensor, load_clip,
-                            load_config, load_model, short_name)
-
+import mmbodvcl  # noqa: F401,E402  (stack fixes before mmaction.models)
 from mmaction.models import Recognizer3D  # noqa: E402
 from mmaction.registry import MODELS  # noqa: E402
 from mmaction.utils import GradCAM  # noqa: E402
-
-
-def backbone_state_dict(checkpoint: str) -> dict:
-    """The ``backbone.*`` entries of a checkpoint, prefix removed."""
-    state = _load_checkpoint(checkpoint, map_location='cpu')
-    state_dict = state.get('state_dict', state)
-    backbone = {
-        key[len('backbone.'):]: value
-        for key, value in state_dict.items() if key.startswith('backbone.')
-    }
-    if not backbone:
-        raise KeyError(f'checkpoint {checkpoint!r} has no "backbone.*" keys; '
-                       'is it a pretraining or recognizer checkpoint?')
-    return backbone
+from mmbodvcl.apis import load_backbone_state_dict  # noqa: E402
+from mmbodvcl.apis.analysis import (add_common_args,  # noqa: E402
+                                    build_clip_pipeline, build_normaliser,
+                                    clip_tensor, load_clip, load_config,
+                                    load_model, short_name)
 
 
 def recognizer_from_pretraining(cfg: Config, checkpoint: str,
@@ -80,7 +65,7 @@ def recognizer_from_pretraining(cfg: Config, checkpoint: str,
                  mean=cfg.model.data_preprocessor.get('mean'),
                  std=cfg.model.data_preprocessor.get('std'),
                  format_shape='NCTHW')))
-    recognizer.backbone.load_state_dict(backbone_state_dict(checkpoint),
+    recognizer.backbone.load_state_dict(load_backbone_state_dict(checkpoint),
                                         strict=True)
     recognizer = revert_sync_batchnorm(recognizer).eval()
     with torch.no_grad():

@@ -29,7 +29,6 @@ import argparse
 import csv
 import os
 import os.path as osp
-import sys
 from typing import List, Optional, Sequence, Tuple
 
 import matplotlib
@@ -40,11 +39,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from analysis_utils import (add_common_args, build_clip_pipeline,  # noqa
-                            build_normaliser, clip_tensor, load_config,
-                            load_model, read_video_list, short_name)
-
+from mmbodvcl.apis.analysis import (add_common_args,  # noqa: E402
+                                    build_clip_pipeline, build_normaliser,
+                                    clip_tensor, load_config, load_model,
+                                    read_video_list, short_name)
 from mmbodvcl.functional import reduced_dmd  # noqa: E402
 from mmbodvcl.models.decouplers import KoopmanDecoupler  # noqa: E402
 

@@ -23,7 +23,6 @@ import argparse
 import csv
 import os
 import os.path as osp
-import sys
 from typing import List, Optional, Sequence
 
 import matplotlib
@@ -31,13 +30,20 @@ import matplotlib
 matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from analysis_utils import (add_common_args, build_clip_pipeline,  # noqa
-                            build_normaliser, clip_tensor, load_config,
-                            load_model, per_frame_features, read_video_list,
-                            short_name)
+from mmbodvcl.apis.analysis import (add_common_args,  # noqa: E402
+                                    build_clip_pipeline, build_normaliser,
+                                    clip_tensor, load_config, load_model,
+                                    read_video_list, short_name)
+from mmbodvcl.models.necks import PerFrameProjectionNeck  # noqa: E402
+
+
+def per_frame_features(model: nn.Module, clip: Tensor) -> Tensor:
+    """``h_1 .. h_T`` of eq. 26: the backbone's features of ``clip``
+    ``(N, 3, T_in, H, W)`` pooled over space as the per-frame neck pools
+    them, ``(N, C, T)``."""
+    return PerFrameProjectionNeck.pool(model.backbone(clip))
 
 
 def cosine_similarity_matrix(features: Tensor) -> Tensor:
@@ -132,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     with torch.no_grad():
         for path in videos:
             clip = clip_tensor(path, pipeline, normaliser, args.device)
-            features = per_frame_features(model.backbone, clip)[0].cpu()
+            features = per_frame_features(model, clip)[0].cpu()
             try:
                 similarity = cosine_similarity_matrix(features)
             except ValueError as error:

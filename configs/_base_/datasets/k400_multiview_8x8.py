@@ -3,31 +3,18 @@
 # then the augmentation of [1] (Feichtenhofer et al., 2021) drawn per view.
 # Labels of the annotation file are ignored. Data preparation:
 # docs/datasets.md (MMAction2's VideoDataset format, `path label` lines).
+#
+# The only copy of the pretraining pipeline: variants (16x4, rho = 4, 112 px)
+# change it in place, e.g. rho = 4:
+#     train_pipeline = _base_.train_pipeline
+#     train_pipeline[1].update(num_views=4)  # the sampler
+#     train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+# (train_pipeline[3].transforms[1] is the Resize). The loader must be given
+# the changed list again: it holds its own copy once the base is loaded.
 dataset_type = 'MultiViewVideoDataset'
 data_root = 'data/kinetics400/videos_train'
 ann_file_train = 'data/kinetics400/kinetics400_train_list_videos.txt'
 
-# One random draw per view; every frame of a view shares it.
-per_view_transforms = [
-    dict(
-        type='RandomResizedCrop',
-        area_range=(0.2, 0.766),
-        aspect_ratio_range=(3 / 4, 4 / 3)),
-    dict(type='Resize', scale=(224, 224), keep_ratio=False),
-    dict(type='Flip', flip_ratio=0.5),
-    dict(
-        type='RandomApply',
-        transforms=[
-            dict(
-                type='VideoColorJitter',
-                brightness=0.6,
-                contrast=0.6,
-                saturation=0.6,
-                hue=0.15)
-        ],
-        prob=0.8),
-    dict(type='VideoRandomGrayscale', prob=0.2),  # one draw per clip
-]
 train_pipeline = [
     dict(type='MultiViewDecordInit'),
     dict(
@@ -36,7 +23,29 @@ train_pipeline = [
         frame_interval=8,
         num_views=2),
     dict(type='MultiViewDecordDecode'),
-    dict(type='MultiViewAugment', transforms=per_view_transforms),
+    # one random draw per view, shared by all its frames
+    dict(
+        type='MultiViewAugment',
+        transforms=[
+            dict(
+                type='RandomResizedCrop',
+                area_range=(0.2, 0.766),
+                aspect_ratio_range=(3 / 4, 4 / 3)),
+            dict(type='Resize', scale=(224, 224), keep_ratio=False),
+            dict(type='Flip', flip_ratio=0.5),
+            dict(
+                type='RandomApply',
+                transforms=[
+                    dict(
+                        type='VideoColorJitter',
+                        brightness=0.6,
+                        contrast=0.6,
+                        saturation=0.6,
+                        hue=0.15)
+                ],
+                prob=0.8),
+            dict(type='VideoRandomGrayscale', prob=0.2),  # one draw per clip
+        ]),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackMultiViewInputs'),
 ]

@@ -2,4 +2,4 @@
 # default, ../vsimclr_slowr50_k400.py, uses 1e-4).
 _base_ = '../vsimclr_slowr50_k400.py'
 
-model = dict(neck=dict(nu=1e-6))
+model = dict(decoupler=dict(nu=1e-6))

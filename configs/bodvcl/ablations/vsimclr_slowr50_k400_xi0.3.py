@@ -2,4 +2,4 @@
 # default, ../vsimclr_slowr50_k400.py, uses 0.1).
 _base_ = '../vsimclr_slowr50_k400.py'
 
-model = dict(neck=dict(xi=0.3))
+model = dict(decoupler=dict(xi=0.3))

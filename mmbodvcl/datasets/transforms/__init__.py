@@ -2,7 +2,6 @@ from .formatting import PackMultiViewInputs
 from .loading import (MultiViewDecordDecode, MultiViewDecordInit,
                       MultiViewSampleFrames, VideoReadError,
                       VideoTooShortError)
-from .presets import multiview_pretrain_pipeline
 from .processing import VideoColorJitter, VideoRandomGrayscale
 from .wrappers import MultiViewAugment
 
@@ -10,5 +9,5 @@ __all__ = [
     'MultiViewDecordInit', 'MultiViewSampleFrames', 'MultiViewDecordDecode',
     'MultiViewAugment', 'VideoColorJitter', 'VideoRandomGrayscale',
     'PackMultiViewInputs',
-    'VideoReadError', 'VideoTooShortError', 'multiview_pretrain_pipeline'
+    'VideoReadError', 'VideoTooShortError'
 ]

@@ -65,18 +65,19 @@ class PerFrameProjectionNeck(BaseModule):
             last_norm_cfg=dict(norm_cfg, affine=with_last_bn_affine)
             if with_last_bn else None)
 
-    def forward(self, feats: Union[Tensor, Sequence[Tensor]]) -> Tensor:
-        """Per-frame projection.
+    @classmethod
+    def pool(cls, feats: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+        """Spatial average of backbone features, time kept: the per-frame
+        features ``h_t`` the projection is applied to.
 
         Args:
-            feats: ``(N, C, T, h, w)`` (pooled over space) or ``(N, C, T)``,
-                or a 1-tuple of either (MMAction2 backbones with one
-                ``out_indices``).
+            feats: ``(N, C, T, h, w)`` or ``(N, C, T)``, or a 1-tuple of
+                either (MMAction2 backbones with one ``out_indices``).
 
         Returns:
-            ``(N, M, T)`` per-frame embeddings z.
+            ``(N, C, T)``.
         """
-        name = type(self).__name__
+        name = cls.__name__
         if isinstance(feats, (tuple, list)):
             if len(feats) != 1:
                 raise ValueError(f'{name} takes one feature map, got a '
@@ -88,11 +89,22 @@ class PerFrameProjectionNeck(BaseModule):
                 type(feats).__name__)
             raise ValueError(f'{name} expects features (N, C, T, h, w) or '
                              f'(N, C, T), got {shape}')
-        if feats.dim() == 5:
-            feats = feats.mean(dim=(3, 4))
+        return feats.mean(dim=(3, 4)) if feats.dim() == 5 else feats
+
+    def forward(self, feats: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+        """Per-frame projection of :meth:`pool`'s features.
+
+        Args:
+            feats: Backbone features, as :meth:`pool` takes them.
+
+        Returns:
+            ``(N, M, T)`` per-frame embeddings z.
+        """
+        feats = self.pool(feats)
         num_videos, channels, num_frames = feats.shape
         if channels != self.in_channels:
-            raise ValueError(f'{name}: features have C={channels} channels, '
+            raise ValueError(f'{type(self).__name__}: features have '
+                             f'C={channels} channels, '
                              f'in_channels={self.in_channels}')
         frames = feats.transpose(1, 2).reshape(num_videos * num_frames,
                                                channels)

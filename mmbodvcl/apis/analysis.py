@@ -1,5 +1,5 @@
-"""Loading shared by the analysis tools: model + checkpoint, video lists and
-single-clip inputs.
+"""Loading shared by the analysis tools (tools/analysis/): model +
+checkpoint, video lists and single-clip inputs.
 
 Every tool takes a config (a pretraining config of ``configs/bodvcl`` /
 ``configs/baselines`` or an MMAction2 recognizer config) and a checkpoint, and
@@ -16,7 +16,6 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from torch import nn
 
-import mmbodvcl  # noqa: F401  (compat fixes and registration)
 from mmaction.apis import init_recognizer
 from mmaction.registry import MODELS
 
@@ -137,30 +136,7 @@ def clip_tensor(path: str, pipeline: Compose, normaliser: nn.Module,
     return inputs.flatten(0, 1).to(device)
 
 
-def per_frame_features(backbone: nn.Module,
-                       clip: torch.Tensor) -> torch.Tensor:
-    """Backbone features averaged over space, time kept.
-
-    Args:
-        clip: ``(N, 3, T_in, H, W)``.
-
-    Returns:
-        ``(N, C, T)`` from a ``(N, C, T, h, w)`` or ``(N, C, T)`` output.
-    """
-    feats = backbone(clip)
-    if isinstance(feats, (tuple, list)):
-        feats = feats[-1]
-    if feats.dim() == 5:
-        return feats.mean(dim=(3, 4))
-    if feats.dim() == 3:
-        return feats
-    raise ValueError(
-        f'backbone {type(backbone).__name__} returned a tensor of shape '
-        f'{tuple(feats.shape)}; expected (N, C, T, h, w) or (N, C, T)')
-
-
 def short_name(path: str) -> str:
     """File name without folder and extension, safe for output names."""
     stem = osp.splitext(osp.basename(path))[0]
     return ''.join(c if c.isalnum() or c in '-_' else '_' for c in stem)
-
