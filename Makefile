@@ -1,43 +1,62 @@
 # The only place that knows the install order:
 #   1. a virtual environment in .venv (kept between runs),
-#   2. torch (an existing one is kept; else the pinned CPU/CUDA wheel),
+#   2. pip, wheel, setuptools, then torch, numpy and mmengine,
 #   3. mmcv compiled *with ops* against that torch (no build isolation, or
 #      pip silently builds it without mmcv._ext),
 #   4. this package and the rest of the stack from setup.py.
-# pip stays below 24.1: newer pip rejects betty-ml 0.1.1's metadata
-# (`torch>=1.6.*`), and betty-ml 0.1.1 is the only release for Python 3.11.
+# Every install takes its versions from requirements/lock.txt (Linux,
+# Python 3.11, torch 2.13.0 CPU): a fresh machine tests exactly what was
+# tested. `make lock` refreshes the lock from the ranges in setup.py.
 # Every step is skipped when its result is already there, so `make test`
-# and `make demo` are cheap the second time.
+# and `make demo` start at once the second time.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+LOCK   := requirements/lock.txt
 STAMP  := $(VENV)/.mmbodvcl-deps
-TORCH_VERSION ?= 2.13.0
-MMCV_VERSION  ?= 2.1.0
+LOCKED := $(PIP) install -q -c $(LOCK)
+LINTED := mmbodvcl tools tests benchmarks configs setup.py
 
-.PHONY: env demo test clean-env
+.PHONY: env demo test lint lock clean-env
 
 env: $(STAMP)
 
-$(STAMP): setup.py Makefile
+$(STAMP): setup.py Makefile $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q 'pip<24.1' wheel 'setuptools>=77,<82'
-	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==$(TORCH_VERSION)
-	$(PIP) install -q numpy 'mmengine==0.10.7'
+	$(LOCKED) pip wheel setuptools
+	$(LOCKED) torch numpy mmengine
 	$(PY) -c 'import mmcv.ops' 2>/dev/null || { \
-	  echo '>>> building mmcv $(MMCV_VERSION) with compiled ops (about 8 minutes once, then cached)'; \
-	  $(PIP) install --no-build-isolation mmcv==$(MMCV_VERSION); }
-	$(PIP) install -q -e '.[tests]'
-	$(PY) -c 'import mmcv.ops, mmbodvcl; print("environment ready:", mmbodvcl.__version__)'
+	  echo '>>> building mmcv with compiled ops (about 8-10 minutes once; pip caches the wheel)'; \
+	  $(PIP) install -c $(LOCK) --no-build-isolation mmcv; }
+	$(LOCKED) -e '.[tests]'
+	$(PY) tools/check_lock.py $(LOCK)
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(PY) tools/run_demo.py --work-dir work_dirs/demo
 
+lint: $(STAMP)
+	$(PY) -m flake8 $(LINTED)
+	$(PY) -m isort --check-only --diff $(LINTED)
+	$(PY) -m yapf --diff --recursive $(LINTED)
+
 test: $(STAMP)
 	$(PY) -m pytest tests -q
+
+# Refresh the lock: install the ranges of setup.py into a scratch
+# environment in the same order, then freeze it. Review the diff, run
+# `make test`, commit requirements/lock.txt.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q 'pip<24.1' wheel 'setuptools>=77,<82'
+	.venv-lock/bin/pip install -q torch==2.13.0 numpy mmengine==0.10.7
+	.venv-lock/bin/pip install --no-build-isolation 'mmcv>=2.0.0,<2.2.0'
+	.venv-lock/bin/pip install -q -e '.[tests]'
+	.venv-lock/bin/python tools/check_lock.py --write $(LOCK)
+	rm -rf .venv-lock
 
 clean-env:
 	rm -rf $(VENV)

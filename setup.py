@@ -39,7 +39,9 @@ setup(
         'setuptools>=77,<82',
     ],
     extras_require={
-        'tests': ['pytest', 'betty-ml'],
+        # betty-ml: hypergradients cross-checked in the tests; the linters
+        # are those of OpenMMLab's pre-commit configuration.
+        'tests': ['pytest', 'betty-ml', 'flake8', 'isort', 'yapf'],
         'betty': ['betty-ml'],
     },
     zip_safe=False,

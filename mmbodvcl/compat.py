@@ -20,9 +20,16 @@ idempotent, and a no-op where the stack does not need it:
    wraps the model in ``MMDistributedDataParallel`` with
    ``device_ids=[LOCAL_RANK]``, which torch refuses for a CPU model; we drop
    the device ids for models whose parameters are all on the CPU.
+4. torch's ``SyncBatchNorm`` refuses CPU modules under DDP ("SyncBatchNorm
+   layers only work with GPU modules"), so a config written for GPUs
+   (``norm_cfg=dict(type='SyncBN')``) could not train with
+   ``tools/dist_train.sh CONFIG 2`` on a CPU host. When a data-parallel
+   wrapper receives a CPU model, its SyncBN layers become BatchNorm, with a
+   warning naming them (:func:`revert_sync_batchnorm_on_cpu`).
 """
 import functools
 import importlib.util
+import logging
 import os
 import pickle
 import sys
@@ -165,6 +172,32 @@ def _allow_cpu_distributed_launch() -> None:
     dist_utils._init_dist_pytorch = _init_dist_pytorch_cpu_aware
 
 
+def revert_sync_batchnorm_on_cpu(module: torch.nn.Module) -> None:
+    """Turn the SyncBatchNorm layers of a CPU-only ``module`` into BatchNorm
+    (per-process statistics), in place, with a warning naming them.
+    Models with any parameter off the CPU are left alone."""
+    from mmengine.logging import print_log
+    from mmengine.model import revert_sync_batchnorm
+    if any(p.device.type != 'cpu' for p in module.parameters()):
+        return
+    synced = [
+        name for name, child in module.named_modules()
+        if isinstance(child, torch.nn.SyncBatchNorm)
+    ]
+    if not synced:
+        return
+    print_log(
+        f'mmbodvcl: {len(synced)} SyncBatchNorm layers (e.g. '
+        f'{", ".join(synced[:3])}), from norm_cfg=dict(type=\'SyncBN\') in '
+        'the config, cannot run on a CPU-only host; they train as '
+        'BatchNorm with per-process statistics. Set the norm_cfg of the '
+        "backbone / neck to dict(type='BN3d') / dict(type='BN1d') to "
+        'silence this.',
+        logger='current',
+        level=logging.WARNING)
+    revert_sync_batchnorm(module)
+
+
 def _wrap_cpu_models_without_device_ids() -> None:
     from mmengine.model import MMDistributedDataParallel
     original_init = MMDistributedDataParallel.__init__
@@ -179,6 +212,7 @@ def _wrap_cpu_models_without_device_ids() -> None:
         if all(p.device.type == 'cpu' for p in module.parameters()):
             kwargs.pop('device_ids', None)
             kwargs.pop('output_device', None)
+            revert_sync_batchnorm_on_cpu(module)
         original_init(self, module, *args, **kwargs)
 
     init_cpu_aware._mmbodvcl_cpu_aware = True

@@ -13,6 +13,22 @@ from mmengine.config import Config
 from mmengine.utils import get_installed_path
 
 
+def write_video(path: str, frames: Sequence[np.ndarray], fps: int = 8) -> str:
+    """Write ``(H, W, 3)`` uint8 BGR frames as an ``mp4v`` video."""
+    height, width = frames[0].shape[:2]
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                             (width, height))
+    if not writer.isOpened():
+        raise OSError(f'OpenCV could not open {path!r} for writing')
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
+
+
 def make_video(path: str,
                num_frames: int = 24,
                size: Sequence[int] = (48, 64),
@@ -36,22 +52,16 @@ def make_video(path: str,
     colour = rng.integers(0, 256, size=3).tolist()
     side = max(4, min(height, width) // 4)
     velocity = rng.integers(1, 4, size=2)
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                             (width, height))
-    if not writer.isOpened():
-        raise OSError(f'OpenCV could not open {path!r} for writing')
-    try:
-        for t in range(num_frames):
-            shade = np.clip(background + 2 * t, 0, 255).astype(np.uint8)
-            frame = np.empty((height, width, 3), np.uint8)
-            frame[:] = shade
-            y = int(velocity[0] * t) % max(1, height - side)
-            x = int(velocity[1] * t) % max(1, width - side)
-            cv2.rectangle(frame, (x, y), (x + side, y + side), colour, -1)
-            writer.write(frame)
-    finally:
-        writer.release()
+    frames = []
+    for t in range(num_frames):
+        shade = np.clip(background + 2 * t, 0, 255).astype(np.uint8)
+        frame = np.empty((height, width, 3), np.uint8)
+        frame[:] = shade
+        y = int(velocity[0] * t) % max(1, height - side)
+        x = int(velocity[1] * t) % max(1, width - side)
+        cv2.rectangle(frame, (x, y), (x + side, y + side), colour, -1)
+        frames.append(frame)
+    write_video(path, frames, fps)
     return path
 
 
@@ -74,6 +84,42 @@ def make_video_dataset(root: str,
         make_video(osp.join(root, name), num_frames=num_frames, size=size,
                    seed=seed + index)
         lines.append(f'{name} {index % num_classes}')
+    ann_file = osp.join(root, ann_name)
+    with open(ann_file, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines) + '\n')
+    return ann_file
+
+
+def make_solid_colour_dataset(root: str,
+                              colours: Sequence[Sequence[int]],
+                              videos_per_class: Sequence[int],
+                              ann_name: str = 'ann.txt',
+                              num_frames: int = 16,
+                              size: Sequence[int] = (32, 32),
+                              jitter: int = 8,
+                              seed: int = 0) -> str:
+    """Videos whose class is their colour: class ``c`` has
+    ``videos_per_class[c]`` constant videos of ``colours[c]`` (BGR), each
+    shifted by its own offset in ``[-jitter, jitter]`` per channel, and an
+    annotation file of ``relative/path label`` lines.
+
+    Returns:
+        The annotation file's path; use ``data_prefix=dict(video=root)``.
+    """
+    if len(colours) != len(videos_per_class):
+        raise ValueError(f'{len(colours)} colours for '
+                         f'{len(videos_per_class)} classes')
+    rng = np.random.default_rng(seed)
+    lines: List[str] = []
+    for label, (colour, count) in enumerate(zip(colours, videos_per_class)):
+        for index in range(count):
+            shade = np.clip(
+                np.asarray(colour) + rng.integers(-jitter, jitter + 1, 3), 0,
+                255).astype(np.uint8)
+            frame = np.broadcast_to(shade, (*size, 3)).copy()
+            name = f'{osp.splitext(ann_name)[0]}_{label}_{index:03d}.mp4'
+            write_video(osp.join(root, name), [frame] * num_frames)
+            lines.append(f'{name} {label}')
     ann_file = osp.join(root, ann_name)
     with open(ann_file, 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines) + '\n')

@@ -190,7 +190,7 @@ def test_koopman_spectrum_writes_figures(videos, checkpoint, tmp_path):
     assert all(float(row['amplitude']) >= 0 for row in amplitudes)
 
 
-def test_koopman_spectrum_refuses_a_model_without_koopman_neck(
+def test_koopman_spectrum_refuses_a_model_without_per_frame_encoder(
         videos, tmp_path):
     tool = load_tool('koopman_spectrum')
     config = osp.join(REPO, 'tests/configs/tiny_recognizer3d.py')
@@ -198,7 +198,7 @@ def test_koopman_spectrum_refuses_a_model_without_koopman_neck(
     model = MODELS.build(cfg.model)
     path = str(tmp_path / 'recognizer.pth')
     torch.save(dict(state_dict=model.state_dict()), path)
-    with pytest.raises(TypeError, match='KoopmanNeck'):
+    with pytest.raises(TypeError, match='no per-frame encoder'):
         tool.main([config, path, videos, '--data-root', osp.dirname(videos),
                    '--out-dir', str(tmp_path / 'out')] + CLIP)
 

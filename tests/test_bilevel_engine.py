@@ -32,7 +32,7 @@ from torch.func import functional_call
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
 from mmbodvcl.engine.optim_wrappers import LARS, BiLevelOptimWrapper
-from mmbodvcl.functional import temporally_local
+from mmbodvcl.models.utils import temporally_local
 from mmbodvcl.testing import make_video_dataset
 
 FEAT = 6

@@ -6,7 +6,8 @@
    optimizer state) load through resume, ``load_from`` and a
    ``Pretrained`` ``init_cfg`` while ``torch.load`` stays weights-only; a
    hostile checkpoint is refused before its payload runs.
-3. ``tools/dist_train.sh CONFIG 2`` trains with gloo on a CPU-only machine.
+3. ``tools/dist_train.sh CONFIG 2`` trains with gloo on a CPU-only machine,
+   also a config whose norm layers are SyncBN.
 """
 import os
 import os.path as osp
@@ -290,6 +291,8 @@ def test_dist_train_two_processes_with_gloo(tmp_path) -> None:
         f'train_dataloader.dataset.ann_file={data_root}/ann.txt',
         f'train_dataloader.dataset.data_prefix.video={data_root}',
         'train_dataloader.batch_size=1',
+        # A GPU config's SyncBN: converted to BatchNorm for the CPU ranks.
+        'model.backbone.norm_cfg.type=SyncBN',
         # DEBUG makes MMEngine's logger write one file per rank.
         'log_level=DEBUG',
     ]
@@ -324,3 +327,19 @@ def test_dist_train_two_processes_with_gloo(tmp_path) -> None:
     assert 'Distributed training: True' in rank_logs[0]
     assert 'GPU number: 2' in rank_logs[0]  # MMEngine's name: world size
     assert output.count('using the gloo backend') == 2, output[-5000:]
+    assert 'SyncBatchNorm layers' in output and 'backbone.' in output
+
+
+def test_sync_batchnorm_becomes_batchnorm_on_cpu_only() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.SyncBatchNorm(4),
+        torch.nn.Sequential(torch.nn.SyncBatchNorm(4)))
+    model[1].weight.data.uniform_()
+    weight = model[1].weight.detach().clone()
+    mmbodvcl.compat.revert_sync_batchnorm_on_cpu(model)
+    assert not any(
+        isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+    assert isinstance(model[1], torch.nn.modules.batchnorm._BatchNorm)
+    assert torch.equal(model[1].weight, weight)
+    model(torch.randn(5, 3)).sum().backward()  # trains without a group

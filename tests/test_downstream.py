@@ -42,7 +42,9 @@ STATIC_DYNAMIC_TOOL = ROOT / 'tools' / 'data' / 'build_static_dynamic_ucf.py'
 AVA_CONFIG = CONFIG_ROOT / 'ava' / 'slowonly_r50_8x8x1_ava21.py'
 RECOGNITION_CONFIGS = sorted(
     path for path in CONFIG_ROOT.glob('*/*.py')
-    if path.parent.name not in ('_base_', 'ava'))
+    if path.parent.name not in ('_base_', 'ava', 'retrieval'))
+# Test-only configs (no training), run by tests/test_evaluation_monitors.py.
+RETRIEVAL_CONFIGS = sorted(CONFIG_ROOT.glob('retrieval/*.py'))
 MMACTION_CONFIGS = osp.join(osp.dirname(mmaction.__file__), '.mim', 'configs')
 STOCK_K400_CONFIG = osp.join(
     MMACTION_CONFIGS, 'recognition', 'slowonly',
@@ -173,7 +175,7 @@ def dynamic_data(tmp_path_factory, video_data) -> Dict[str, str]:
 
 def test_every_config_is_tested():
     leaves = sorted(CONFIG_ROOT.glob('*/*.py'))
-    tested = RECOGNITION_CONFIGS + [AVA_CONFIG]
+    tested = RECOGNITION_CONFIGS + RETRIEVAL_CONFIGS + [AVA_CONFIG]
     assert sorted(p for p in leaves if p.parent.name != '_base_') == sorted(
         tested)
     assert len(RECOGNITION_CONFIGS) >= 20

@@ -23,6 +23,7 @@ from mmengine.registry import init_default_scope
 from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
 from mmbodvcl.datasets.synthetic import SEMANTICS
+from mmbodvcl.functional import koopman_split
 from .probe import linear_probe_accuracy, split_train_test
 from .views import ViewPool
 
@@ -128,17 +129,12 @@ def encode_eval(model, pool: ViewPool, xis: Sequence[float],
     model.train()
     z = torch.cat(frames)  # (N, M, T)
     out = dict(unified=z.mean(-1))
-    saved_xi = model.neck.xi
-    try:
-        for xi in xis:
-            model.neck.xi = xi
-            split = model.neck.split(z)
-            out[f'static@{xi}'] = split.static
-            out[f'dynamic@{xi}'] = split.dynamic
-            out[f'eigvals@{xi}'] = split.eigvals
-            out[f'num_static@{xi}'] = split.num_static.float()
-    finally:
-        model.neck.xi = saved_xi
+    for xi in xis:
+        split = koopman_split(z, xi=xi)
+        out[f'static@{xi}'] = split.static
+        out[f'dynamic@{xi}'] = split.dynamic
+        out[f'eigvals@{xi}'] = split.eigvals
+        out[f'num_static@{xi}'] = split.num_static.float()
     return out
 
 

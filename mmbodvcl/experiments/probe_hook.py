@@ -13,6 +13,7 @@ from mmengine.model import is_model_wrapper
 
 from mmaction.registry import HOOKS
 from mmbodvcl.datasets.synthetic import SyntheticVideoGenerator
+from mmbodvcl.models.decouplers import KoopmanDecoupler
 from .end_to_end import encode_eval, probe_embeddings
 from .views import ViewPool
 
@@ -56,8 +57,11 @@ class SyntheticProbeHook(Hook):
             self._pool = ViewPool.render(self.generator, 1)
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        xis = (model.neck.xi, ) + tuple(x for x in self.xis
-                                        if x != model.neck.xi)
+        # A plain V-CL model is split at the default threshold.
+        decoupler = model.decoupler if isinstance(
+            model.decoupler, KoopmanDecoupler) else KoopmanDecoupler()
+        xis = (decoupler.xi, ) + tuple(x for x in self.xis
+                                       if x != decoupler.xi)
         accuracies = probe_embeddings(encode_eval(model, self._pool, xis),
                                       self._pool.labels, xis)
         for embedding, per_semantic in accuracies.items():

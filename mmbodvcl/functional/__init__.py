@@ -9,10 +9,11 @@ from .contrastive import (all_gather_no_grad, all_gather_with_grad,  # noqa
                           batch_shuffle, batch_unshuffle, byol_loss, info_nce,
                           multi_view_info_nce, queue_info_nce, sinkhorn_knopp,
                           swapped_prediction_loss)
+from .knn import (as_clip_batch, encode_clips, knn_class_scores,  # noqa
+                  pool_backbone_output, retrieval_recall, topk_accuracy)
 from .koopman import (ESTIMATORS, SPECTRAL_GRADS, SPLITS,  # noqa: F401
                       KoopmanPredictionLoss, KoopmanSplit, ReducedDMD,
                       apply_static_operator, check_features, check_options,
                       full_koopman_split, koopman_prediction_loss,
                       koopman_split, reduced_dmd,
                       reduced_static_operator)
-from .strict_temporal import temporally_local  # noqa: F401

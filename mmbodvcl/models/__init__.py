@@ -1,2 +1,2 @@
-from . import (algorithms, backbones, data_preprocessors, heads,  # noqa: F401
-               losses, necks)
+from . import (algorithms, backbones, data_preprocessors,  # noqa: F401
+               decouplers, extractors, heads, losses, necks, utils)

@@ -1,8 +1,9 @@
 """Koopman spectrum of pretrained per-frame features (paper Fig. 4).
 
 For each video, one centre clip goes through the backbone and the
-``KoopmanNeck`` of a pretraining config (``z``: ``(1, M, T)``); the neck's
-own ``split`` gives the eigenvalues of the fitted Koopman operator and which
+per-frame encoder of a pretraining config (``z``: ``(1, M, T)``); the model's
+Koopman decoupler's ``split`` (a default one for a plain V-CL model) gives
+the eigenvalues of the fitted Koopman operator and which
 are static (``|lambda - 1| < xi``). The tool writes
 
 * ``eigenvalues.png`` (Fig. 4 a): the eigenvalues of every video in the
@@ -45,6 +46,7 @@ from analysis_utils import (add_common_args, build_clip_pipeline,  # noqa
                             load_model, read_video_list, short_name)
 
 from mmbodvcl.functional import reduced_dmd  # noqa: E402
+from mmbodvcl.models.decouplers import KoopmanDecoupler  # noqa: E402
 
 VIEW = 1.6  # half-width of the complex-plane view of eigenvalues.png
 
@@ -141,12 +143,14 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     cfg = load_config(args.config, args.cfg_options)
     videos = read_video_list(args.video_list, args.data_root)
     model = load_model(cfg, args.checkpoint, args.device)
-    neck = getattr(model, 'neck', None)
-    if neck is None or not hasattr(neck, 'split'):
+    if not hasattr(model, 'encode'):
         raise TypeError(
             f'model {type(model).__name__} of {args.config!r} has no '
-            'KoopmanNeck; use a pretraining config of configs/bodvcl or '
-            'configs/baselines')
+            'per-frame encoder; use a pretraining config of configs/bodvcl '
+            'or configs/baselines')
+    # A plain V-CL model is split at the default threshold, for comparison.
+    decoupler = model.decoupler if isinstance(
+        model.decoupler, KoopmanDecoupler) else KoopmanDecoupler()
     normaliser = build_normaliser(cfg)
     pipeline = build_clip_pipeline(args.clip_len, args.frame_interval,
                                    args.short_side, args.crop_size)
@@ -161,8 +165,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
             ['video', 'index', 'real', 'imag', 'distance_to_1', 'static'])
         for path in videos:
             clip = clip_tensor(path, pipeline, normaliser, args.device)
-            z = neck(model.backbone(clip))  # (1, M, T)
-            split = neck.split(z)
+            z = model.encode(clip)  # (1, M, T)
+            split = decoupler.split(z)
             eigvals = split.eigvals[0].cpu().numpy()
             static = split.static_mask[0].cpu().numpy()
             for index, (value, is_static) in enumerate(zip(eigvals, static)):
@@ -178,7 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
 
     eig_png = osp.join(args.out_dir, 'eigenvalues.png')
     plot_eigenvalues(np.concatenate(all_eigvals), np.concatenate(all_static),
-                     neck.xi, len(videos), eig_png)
+                     decoupler.xi, len(videos), eig_png)
     written.append(eig_png)
 
     amp_csv = osp.join(args.out_dir, 'mode_amplitudes.csv')
@@ -186,7 +190,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
         writer = csv.writer(f)
         writer.writerow(['video', 'mode', 'eigenvalue', 't', 'amplitude'])
         for index, (path, z) in enumerate(examples):
-            coords, eigvals = mode_amplitudes(z, **neck.koopman_cfg)
+            coords, eigvals = mode_amplitudes(z, **decoupler.spectral_cfg)
             order = (eigvals - 1).abs().argsort()[:args.num_modes]
             amplitudes = coords[order].abs().numpy()
             eigvals = eigvals[order].numpy()
@@ -198,7 +202,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
                            f'mode_amplitudes_{index:03d}_{short_name(path)}'
                            '.png')
             plot_amplitudes(amplitudes, eigvals,
-                            np.abs(eigvals - 1) < neck.xi,
+                            np.abs(eigvals - 1) < decoupler.xi,
                             f'{osp.basename(path)}: mode amplitudes', png)
             written.append(png)
     written.append(amp_csv)
@@ -206,7 +210,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     num_static = np.array([s.sum() for s in all_static])
     print(f'Koopman spectrum of {len(videos)} videos: '
           f'{num_static.mean():.2f} static modes per video on average '
-          f'(xi = {neck.xi:g})')
+          f'(xi = {decoupler.xi:g})')
     print(f'wrote {len(written)} files to {args.out_dir}')
     return written
 

@@ -16,6 +16,8 @@ from mmengine.dist import broadcast
 from mmengine.registry import MODEL_WRAPPERS
 from torch import nn
 
+from mmbodvcl.compat import revert_sync_batchnorm_on_cpu
+
 
 @MODEL_WRAPPERS.register_module()
 class BiLevelDistributedDataParallel(nn.Module):
@@ -29,6 +31,7 @@ class BiLevelDistributedDataParallel(nn.Module):
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
+        revert_sync_batchnorm_on_cpu(module)
         self.module = module
         with torch.no_grad():
             for tensor in list(module.parameters()) + list(module.buffers()):

@@ -1,79 +1,97 @@
 """Common skeleton of the video contrastive algorithms (V-CL and BOD-VCL)."""
 import copy
 from contextlib import nullcontext
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
-import torch
 from mmaction.registry import MODELS
 from mmengine.model import BaseModel, ModuleDict
 from mmengine.optim import OptimWrapper
-from torch import Tensor, nn
+from torch import Tensor
 
-from mmbodvcl.functional.strict_temporal import temporally_local
-
-#: Embedding parts scored by the contrastive heads.
-UNIFIED_PARTS = ('unified', )
-DECOUPLED_PARTS = ('static', 'dynamic')
+from ..decouplers import Decoupled, Encoder
+from ..utils import temporally_local
+from .legacy import upgrade_legacy_config
 
 
 class BaseVCL(BaseModel):
-    """Base of V-SimCLR, V-MoCo, V-BYOL and V-SwAV, as plain V-CL or
-    BOD-VCL.
+    """Base of V-SimCLR, V-MoCo, V-BYOL and V-SwAV, plain or decoupled.
 
     The online encoder is ``backbone`` (any MMAction2 backbone that keeps
-    time, ``(N, C, T, h, w)``) followed by ``neck`` (``KoopmanNeck``:
-    per-frame projection ``(N, M, T)``, prediction loss and static/dynamic
-    split). Checkpoints keep it under ``backbone.*`` and ``neck.*``.
+    time, ``(N, C, T, h, w)``) followed by ``neck`` (a projection to
+    per-frame embeddings ``(N, M, T)``, e.g. ``PerFrameProjectionNeck``).
+    The ``decoupler`` turns the views into the embeddings that are
+    contrasted, one head per part (state-dict keys ``backbone.*``,
+    ``neck.*``, ``heads.<part>.*``):
 
-    * ``decouple=False`` (plain V-CL): one head scores the unified
-      embedding ``Z = mean_t z_t`` of each view; loss ``loss_unified``.
-    * ``decouple=True`` (BOD-VCL): the neck splits each view into
-      ``Z_A`` (static) and ``Z_M`` (dynamic), each scored by its own head
-      (own queue / predictor / prototypes); losses ``loss_static`` and
-      ``loss_dynamic``. ``num_static_modes`` / ``num_dynamic_modes`` (mean
-      per clip) are logged.
+    * none (``UnifiedEmbedding``, plain V-CL): part ``unified``, the
+      temporal mean ``Z``; loss ``loss_unified``;
+    * ``KoopmanDecoupler`` (BOD-VCL): parts ``static`` (Z_A) and ``dynamic``
+      (Z_M) of the Koopman split, losses ``loss_static`` and
+      ``loss_dynamic``; its lower-level loss is L_pred;
+    * ``DerivedInputDecoupler``: parts from a static frame and from frame
+      differences.
 
-    The two levels of BOD-VCL are :meth:`loss_lower` (L_pred) and
-    :meth:`loss_upper` (L_A + L_M, or the unified L); a wrapper with
-    ``bilevel_step(model, data)`` drives them. With a plain ``OptimWrapper``
-    :meth:`loss` is minimised: the contrastive loss, plus ``loss_pred`` when
-    ``with_pred_loss`` (the "+ L_pred" ablation when ``decouple=False``,
-    the single-level ablation when ``decouple=True``).
+    The decoupler's statistics (e.g. ``num_static_modes``) are logged. The
+    two levels of bi-level training are :meth:`loss_lower` (the decoupler's
+    lower-level loss) and :meth:`loss_upper` (the contrastive losses); with
+    a plain ``OptimWrapper`` :meth:`loss` is minimised: the contrastive
+    losses, plus the lower-level loss when ``with_lower_loss`` (the "+
+    L_pred" and single-level ablations).
 
     Args:
         backbone: Config of the backbone.
-        neck: Config of the ``KoopmanNeck``.
+        neck: Config of the neck.
         head: Config of the head, built once per part.
-        decouple: Score Z_A and Z_M separately (BOD-VCL).
-        with_pred_loss: Add L_pred to :meth:`loss`.
+        decoupler: Config of the decoupler; None: ``UnifiedEmbedding``.
+        with_lower_loss: Add the decoupler's lower-level loss to
+            :meth:`loss`.
         strict_lower: Run the backbone of :meth:`loss_lower` temporally
             local (centre temporal slice of 3D kernels, temporal pooling
             stride 1; the paper's Table 10 "strict" ablation).
         data_preprocessor: Config of the multi-view data preprocessor.
         init_cfg: Initialisation config.
+        **legacy: ``decouple`` / ``with_pred_loss`` of configs written
+            before the decoupler existed (see :mod:`.legacy`).
     """
 
     def __init__(self,
                  backbone: dict,
                  neck: dict,
                  head: dict,
-                 decouple: bool = False,
-                 with_pred_loss: bool = False,
+                 decoupler: Optional[dict] = None,
+                 with_lower_loss: bool = False,
                  strict_lower: bool = False,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 **legacy) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        neck, decoupler, with_lower_loss = upgrade_legacy_config(
+            neck, decoupler, with_lower_loss, legacy)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck)
-        self.decouple = decouple
-        self.with_pred_loss = with_pred_loss
+        self.decoupler = MODELS.build(
+            decoupler or dict(type='UnifiedEmbedding'))
+        needs_lower = {'with_lower_loss': with_lower_loss,
+                       'strict_lower': strict_lower}
+        for name, value in needs_lower.items():
+            if value and not self.decoupler.has_lower_loss:
+                raise ValueError(
+                    f'{type(self).__name__}: {name}=True needs a decoupler '
+                    f'with a lower-level loss, but '
+                    f'{type(self.decoupler).__name__} has none')
+        self.with_lower_loss = with_lower_loss
         self.strict_lower = strict_lower
-        self.parts = DECOUPLED_PARTS if decouple else UNIFIED_PARTS
         # MMEngine's ModuleDict runs the heads' init_weights (init_cfg).
         self.heads = ModuleDict(
             {part: MODELS.build(copy.deepcopy(head))
-             for part in self.parts})
+             for part in self.decoupler.parts})
+
+    @property
+    def has_lower_loss(self) -> bool:
+        """Whether bi-level training is possible (the decoupler defines a
+        lower-level loss)."""
+        return self.decoupler.has_lower_loss
 
     # ------------------------------------------------------------------
     # encoders
@@ -93,45 +111,20 @@ class BaseVCL(BaseModel):
             raise ValueError(f'all views must share one (N, C, T, H, W) '
                              f'shape, got {sorted(shapes)}')
 
-    @staticmethod
-    def encode(backbone: nn.Module, neck: nn.Module,
-               clips: Tensor) -> Tensor:
-        """``clips (B, C, T_in, H, W)`` -> per-frame embeddings
-        ``(B, M, T)``."""
-        return neck(backbone(clips))
+    def encode(self, clips: Tensor) -> Tensor:
+        """Online encoder: ``clips (B, C, T_in, H, W)`` -> per-frame
+        embeddings ``(B, M, T)``."""
+        return self.neck(self.backbone(clips))
 
-    def online_embeddings(self, inputs: Sequence[Tensor]) -> Tensor:
-        """Per-frame embeddings of all views in one backbone pass (BatchNorm
-        sees every view): ``V x (N, C, T_in, H, W)`` -> ``(V, N, M, T)``."""
+    def decouple_views(self,
+                       inputs: List[Tensor],
+                       encoder: Optional[Encoder] = None,
+                       with_lower_loss: bool = False) -> Decoupled:
+        """The decoupler's embeddings of the views, by ``encoder`` (default:
+        the online encoder)."""
         self._check_views(inputs)
-        z = self.encode(self.backbone, self.neck, torch.cat(inputs))
-        return z.reshape(len(inputs), inputs[0].shape[0], *z.shape[1:])
-
-    def parts_of(self, neck: nn.Module,
-                 z: Tensor) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        """Embeddings of each part and the split's statistics.
-
-        Args:
-            neck: The neck whose split to use (online or momentum).
-            z: ``(V, N, M, T)``.
-
-        Returns:
-            ``({part: (V, N, M)}, {'num_static_modes': ..., ...})``; no
-            statistics for the unified embedding.
-        """
-        num_views, batch_size = z.shape[:2]
-        if not self.decouple:
-            return {'unified': z.mean(dim=-1)}, {}
-        split = neck.split(z.flatten(0, 1))
-        parts = {
-            'static': split.static.reshape(num_views, batch_size, -1),
-            'dynamic': split.dynamic.reshape(num_views, batch_size, -1)
-        }
-        stats = {
-            'num_static_modes': split.num_static.float().mean(),
-            'num_dynamic_modes': (~split.static_mask).sum(-1).float().mean()
-        }
-        return parts, stats
+        return self.decoupler(encoder or self.encode, list(inputs),
+                              with_lower_loss=with_lower_loss)
 
     # ------------------------------------------------------------------
     # objectives
@@ -141,7 +134,7 @@ class BaseVCL(BaseModel):
         part's head scores the online embeddings alone.
 
         Args:
-            parts: ``{part: (V, N, M)}`` online embeddings.
+            parts: ``{part: (V, N, D)}`` online embeddings.
             inputs: The views, for algorithms with a momentum encoder.
         """
         return {
@@ -149,43 +142,42 @@ class BaseVCL(BaseModel):
             for part, embeddings in parts.items()
         }
 
-    def _upper(self, inputs: List[Tensor],
-               z: Tensor) -> Dict[str, Tensor]:
-        parts, stats = self.parts_of(self.neck, z)
-        losses = self.contrastive_loss(parts, inputs)
-        losses.update(stats)
+    def _objective(self, inputs: List[Tensor],
+                   with_lower_loss: bool) -> Dict[str, Tensor]:
+        decoupled = self.decouple_views(
+            inputs, with_lower_loss=with_lower_loss)
+        losses = self.contrastive_loss(decoupled.parts, inputs)
+        losses.update(decoupled.statistics)
+        losses.update(decoupled.lower_losses)
         return losses
 
     def loss(self, inputs: List[Tensor],
              data_samples: Optional[list] = None) -> Dict[str, Tensor]:
-        """Single-level objective: the contrastive loss(es), plus
-        ``loss_pred`` when ``with_pred_loss``.
+        """Single-level objective: the contrastive loss(es), plus the
+        decoupler's lower-level loss when ``with_lower_loss``.
 
         Args:
             inputs: V views ``(N, C, T_in, H, W)``.
             data_samples: Unused (self-supervised).
         """
-        z = self.online_embeddings(inputs)
-        losses = self._upper(inputs, z)
-        if self.with_pred_loss:
-            losses.update(self.neck.prediction_loss(list(z)))
-        return losses
+        return self._objective(inputs, self.with_lower_loss)
 
     def loss_lower(self, inputs: List[Tensor],
                    data_samples: Optional[list] = None) -> Dict[str, Tensor]:
-        """Lower level of BOD-VCL: L_pred only (``loss_pred``)."""
+        """Lower level of bi-level training: the decoupler's lower-level
+        loss (``loss_pred`` for ``KoopmanDecoupler``)."""
+        self._check_views(inputs)
         context = (
             temporally_local(self.backbone)
             if self.strict_lower else nullcontext())
         with context:
-            z = self.online_embeddings(inputs)
-        return self.neck.prediction_loss(list(z))
+            return self.decoupler.lower_loss(self.encode, list(inputs))
 
     def loss_upper(self, inputs: List[Tensor],
                    data_samples: Optional[list] = None) -> Dict[str, Tensor]:
-        """Upper level: ``loss_static + loss_dynamic`` (BOD-VCL) or the
-        unified loss. Called once per iteration (MoCo enqueues here)."""
-        return self._upper(inputs, self.online_embeddings(inputs))
+        """Upper level: the contrastive loss of every part. Called once per
+        iteration (MoCo enqueues here)."""
+        return self._objective(inputs, with_lower_loss=False)
 
     # ------------------------------------------------------------------
     # training loop

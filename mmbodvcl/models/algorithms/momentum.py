@@ -1,6 +1,6 @@
 """Momentum (target) encoders of V-MoCo and V-BYOL."""
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.logging import MessageHub
@@ -73,7 +73,8 @@ class CosineMomentumEncoder(ExponentialMovingAverage):
 class MomentumVCL(BaseVCL):
     """:class:`BaseVCL` with a momentum copy ``target_net`` of backbone and
     neck (state-dict keys ``target_net.module.{0,1}.*``, outside
-    ``backbone.*``; no parameter of it requires grad).
+    ``backbone.*``; no parameter of it requires grad). The decoupler holds
+    no parameters, so both branches share it.
 
     Args:
         base_momentum: ``gamma_0`` of the cosine schedule.
@@ -100,31 +101,28 @@ class MomentumVCL(BaseVCL):
         self.target_net.sync(self._online_encoder())
 
     @torch.no_grad()
-    def target_parts(
-            self, inputs: List[Tensor],
-            shuffle: bool = False) -> Tuple[Dict[str, Tensor], Tensor]:
+    def target_parts(self,
+                     inputs: List[Tensor],
+                     shuffle: bool = False) -> Dict[str, Tensor]:
         """Embeddings of every part from the momentum encoder.
 
         Args:
             inputs: V views ``(N, C, T_in, H, W)``.
-            shuffle: Shuffle the batch across ranks before the encoder and
+            shuffle: Shuffle each batch across ranks before the encoder and
                 restore the order after it (shuffle-BN).
 
         Returns:
-            ``{part: (V, N, M)}`` and the per-frame embeddings
-            ``(V, N, M, T)``.
+            ``{part: (V, N, D)}``.
         """
-        clips = torch.cat(inputs)
         backbone, neck = self.target_net.module
-        if shuffle:
+
+        def encode(clips: Tensor) -> Tensor:
+            if not shuffle:
+                return neck(backbone(clips))
             clips, unshuffle_index = batch_shuffle(clips)
-            z = batch_unshuffle(self.encode(backbone, neck, clips),
-                                unshuffle_index)
-        else:
-            z = self.encode(backbone, neck, clips)
-        z = z.reshape(len(inputs), inputs[0].shape[0], *z.shape[1:])
-        parts, _ = self.parts_of(neck, z)
-        return parts, z
+            return batch_unshuffle(neck(backbone(clips)), unshuffle_index)
+
+        return self.decouple_views(inputs, encoder=encode).parts
 
     def after_optim_step(self) -> None:
         super().after_optim_step()

@@ -14,7 +14,7 @@ class VBYOL(MomentumVCL):
 
     The projector is the neck's per-frame MLP (2 layers, hidden 4096 for
     BYOL); the predictor lives in the head (``BYOLPredictionHead``), one per
-    part when ``decouple=True``.
+    part of the decoupler.
 
     Args:
         base_momentum: ``gamma_0``. Defaults to 0.996.
@@ -36,7 +36,7 @@ class VBYOL(MomentumVCL):
 
     def contrastive_loss(self, parts: Dict[str, Tensor],
                          inputs: List[Tensor]) -> Dict[str, Tensor]:
-        targets, _ = self.target_parts(inputs)
+        targets = self.target_parts(inputs)
         return {
             f'loss_{part}': self.heads[part].loss(online, targets[part])
             for part, online in parts.items()

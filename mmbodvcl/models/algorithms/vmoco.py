@@ -14,7 +14,8 @@ class VMoCo(MomentumVCL):
 
     Keys come from ``target_net`` (a momentum copy of backbone and neck,
     momentum cosine-annealed from ``base_momentum`` to 1) with shuffle-BN
-    across ranks. With ``decouple=True`` the static and dynamic keys go to
+    across ranks. With a decoupler the keys of each part (e.g. static and
+    dynamic) go to
     separate queues (one ``MoCoQueueHead`` per part). The keys of an
     iteration are enqueued after its loss, once per :meth:`loss` /
     :meth:`loss_upper` call.
@@ -44,7 +45,7 @@ class VMoCo(MomentumVCL):
 
     def contrastive_loss(self, parts: Dict[str, Tensor],
                          inputs: List[Tensor]) -> Dict[str, Tensor]:
-        keys, _ = self.target_parts(inputs, shuffle=self.shuffle_bn)
+        keys = self.target_parts(inputs, shuffle=self.shuffle_bn)
         losses = {}
         for part, queries in parts.items():
             losses[f'loss_{part}'] = self.heads[part].loss(

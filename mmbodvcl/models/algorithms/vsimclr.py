@@ -11,6 +11,6 @@ class VSimCLR(BaseVCL):
 
     Use ``head=dict(type='MultiViewContrastiveHead',
     loss=dict(type='MultiViewInfoNCELoss', temperature=0.1))``. See
-    :class:`BaseVCL` for ``decouple`` / ``with_pred_loss`` /
+    :class:`BaseVCL` for ``decoupler`` / ``with_lower_loss`` /
     ``strict_lower``.
     """

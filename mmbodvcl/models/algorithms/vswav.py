@@ -10,6 +10,6 @@ class VSwAV(BaseVCL):
     prototypes (``SwAVPrototypeHead``: 1000 prototypes renormalised after
     every step, frozen for ``freeze_prototypes_iters``; ``SwAVLoss``:
     temperature 0.1, epsilon 0.05, 3 Sinkhorn rounds with sums all-reduced
-    across ranks). With ``decouple=True`` the static and dynamic parts have
+    across ranks). Each part of the decoupler has
     their own prototypes.
     """

@@ -1,12 +1,14 @@
 """Head of V-BYOL: a predictor regressing the momentum encoder's output."""
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
-from torch import Tensor, nn
+from torch import Tensor
+
+from ..utils import NamedMLP
 
 
 @MODELS.register_module()
 class BYOLPredictionHead(BaseModule):
-    """Predictor MLP (Linear-BN-ReLU-Linear) on the online embeddings and a
+    """Predictor MLP (``fc0-bn0-relu0-fc1``) on the online embeddings and a
     regression loss towards the target embeddings of the other views.
 
     Args:
@@ -24,10 +26,10 @@ class BYOLPredictionHead(BaseModule):
                  loss: dict = dict(type='BYOLCosineLoss'),
                  init_cfg: dict = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.predictor = nn.Sequential(
-            nn.Linear(in_channels, hidden_channels),
-            nn.BatchNorm1d(hidden_channels), nn.ReLU(inplace=True),
-            nn.Linear(hidden_channels, out_channels))
+        self.predictor = NamedMLP((in_channels, hidden_channels, out_channels),
+                                  norm_cfg=dict(type='BN1d'),
+                                  hidden_bias=True,
+                                  last_bias=True)
         self.loss_module = MODELS.build(loss)
 
     def loss(self, embeddings: Tensor, targets: Tensor) -> Tensor:

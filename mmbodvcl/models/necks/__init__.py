@@ -1,3 +1,3 @@
-from .koopman_neck import KoopmanNeck
+from .per_frame_projection_neck import PerFrameProjectionNeck
 
-__all__ = ['KoopmanNeck']
+__all__ = ['PerFrameProjectionNeck']

@@ -1,0 +1,14 @@
+# Linear evaluation of a Slow-R50 8x8 on Diving-48 (frozen encoder).
+_base_ = [
+    '../_base_/models/slowonly_r50.py',
+    '../_base_/pipelines/video_8x8x1_224.py',
+    '../_base_/datasets/diving48.py',
+    '../_base_/schedules/linear.py',
+]
+
+model = dict(
+    backbone=dict(frozen_stages=4, norm_eval=True),
+    cls_head=dict(num_classes=_base_.num_classes, dropout_ratio=0.))
+train_dataloader = dict(dataset=dict(pipeline=_base_.train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=_base_.val_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=_base_.test_pipeline))

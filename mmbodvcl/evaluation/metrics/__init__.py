@@ -1,0 +1,3 @@
+from .retrieval_metric import VideoRetrievalMetric
+
+__all__ = ['VideoRetrievalMetric']

@@ -1,0 +1,3 @@
+from .feature_extractor import VideoFeatureExtractor
+
+__all__ = ['VideoFeatureExtractor']
