@@ -5,11 +5,11 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 from mmaction.registry import MODELS
-from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmbodvcl.functional.concepts import concept_scores
+from ..utils import NamedMLP
 
 #: The three inputs of a clip: the clip, its static frame repeated T times
 #: and its frame difference.
@@ -17,11 +17,10 @@ INPUT_KINDS = ('video', 'static', 'dynamic')
 
 
 def _two_layer_mlp(in_channels: int, hid_channels: int, out_channels: int,
-                   norm_cfg: dict) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_channels, hid_channels),
-                         build_norm_layer(norm_cfg, hid_channels)[1],
-                         nn.ReLU(inplace=True),
-                         nn.Linear(hid_channels, out_channels))
+                   norm_cfg: dict) -> NamedMLP:
+    """Linear-BN-ReLU-Linear (``fc0``, ``bn0``, ``relu0``, ``fc1``)."""
+    return NamedMLP((in_channels, hid_channels, out_channels), norm_cfg,
+                    last_bias=True)
 
 
 @MODELS.register_module()
@@ -62,7 +61,10 @@ class ConceptHead(BaseModule):
         queue_len: Earlier codes per group in the Sinkhorn prior; 0 (the
             paper) disables the queue.
         freeze_prototypes_iters: Steps without prototype gradients.
-        align_loss / sparsity_loss / recon_loss: Loss configs.
+        align_loss: Loss config.
+        sparsity_loss / recon_loss: Loss configs, or None to leave the term
+            out (Table 4 ablations; no decoders are built without
+            ``recon_loss``).
         entropy_loss: Loss config or None (default, the paper).
         norm_cfg: Normalisation of the MLPs. Defaults to ``BN1d``.
         init_cfg: Initialisation config.
@@ -77,8 +79,10 @@ class ConceptHead(BaseModule):
                  queue_len: int = 0,
                  freeze_prototypes_iters: int = 0,
                  align_loss: dict = dict(type='ConceptAlignmentLoss'),
-                 sparsity_loss: dict = dict(type='ConceptSparsityLoss'),
-                 recon_loss: dict = dict(type='ConceptReconstructionLoss'),
+                 sparsity_loss: Optional[dict] = dict(
+                     type='ConceptSparsityLoss'),
+                 recon_loss: Optional[dict] = dict(
+                     type='ConceptReconstructionLoss'),
                  entropy_loss: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN1d'),
                  init_cfg: Optional[dict] = None) -> None:
@@ -102,17 +106,17 @@ class ConceptHead(BaseModule):
             nn.Linear(self.embed_dim, num_static + num_dynamic, bias=False)
             for kind in INPUT_KINDS
         })
-        self.reconstructors = nn.ModuleDict({
-            kind:
-            _two_layer_mlp(self._bottleneck_width(kind), recon_hid_channels,
-                           in_channels, norm_cfg)
-            for kind in INPUT_KINDS
-        })
+        if recon_loss:
+            self.reconstructors = nn.ModuleDict({
+                kind:
+                _two_layer_mlp(self._bottleneck_width(kind),
+                               recon_hid_channels, in_channels, norm_cfg)
+                for kind in INPUT_KINDS
+            })
         self.align_loss = MODELS.build(align_loss)
-        self.sparsity_loss = MODELS.build(sparsity_loss)
-        self.recon_loss = MODELS.build(recon_loss)
-        self.entropy_loss = (MODELS.build(entropy_loss)
-                             if entropy_loss else None)
+        self.sparsity_loss, self.recon_loss, self.entropy_loss = (
+            MODELS.build(cfg) if cfg else None
+            for cfg in (sparsity_loss, recon_loss, entropy_loss))
         self.register_buffer('num_steps', torch.zeros((), dtype=torch.long))
         self.register_buffer('static_queue',
                              torch.zeros(queue_len, num_static))
@@ -238,20 +242,31 @@ class ConceptHead(BaseModule):
             'loss_align_dynamic':
             self.align_loss(dynamic_group, self._history(self.dynamic_queue))
         }
-        sparsity, recon = [], []
-        for kind in INPUT_KINDS:
-            bottleneck = self.bottleneck(kind, codes[kind]).flatten(0, 1)
-            sparsity.append(self.sparsity_loss(bottleneck))
-            recon.append(
-                self.recon_loss(self.reconstructors[kind](bottleneck),
-                                features[kind].flatten(0, 1)))
-        losses['loss_sparsity'] = sum(sparsity)
-        losses['loss_recon'] = sum(recon)
+        losses.update(self._bottleneck_losses(features, codes))
         if self.entropy_loss is not None:
             losses['loss_entropy'] = (
                 self.entropy_loss(codes['static'][..., dynamic]) +
                 self.entropy_loss(codes['dynamic'][..., static]))
         self._enqueue(static_group, dynamic_group)
+        return losses
+
+    def _bottleneck_losses(self, features: Dict[str, Tensor],
+                           codes: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """``loss_sparsity`` and ``loss_recon`` (those configured), each
+        summed over the input kinds."""
+        losses = {}
+        bottlenecks = {
+            kind: self.bottleneck(kind, codes[kind]).flatten(0, 1)
+            for kind in INPUT_KINDS
+        }
+        if self.sparsity_loss is not None:
+            losses['loss_sparsity'] = sum(
+                self.sparsity_loss(code) for code in bottlenecks.values())
+        if self.recon_loss is not None:
+            losses['loss_recon'] = sum(
+                self.recon_loss(self.reconstructors[kind](code),
+                                features[kind].flatten(0, 1))
+                for kind, code in bottlenecks.items())
         return losses
 
     # ------------------------------------------------------------------
