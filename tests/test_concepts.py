@@ -3,7 +3,6 @@ the registered head and local-contrast module on tiny shapes, and the
 cross-rank parts against a real two-process gloo group."""
 import math
 import os
-import socket
 import tempfile
 
 import pytest
@@ -11,10 +10,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from mmaction.registry import MODELS
 from mmengine.logging import MessageHub
 
 import mmbodvcl  # noqa: F401  (registration)
+from mmaction.registry import MODELS
 from mmbodvcl.functional.concepts import (concept_alignment_loss,
                                           concept_cross_attention,
                                           concept_scores, concept_sparsity,
@@ -24,6 +23,8 @@ from mmbodvcl.functional.concepts import (concept_alignment_loss,
                                           top_k_mask, valid_concepts)
 from mmbodvcl.functional.contrastive import sinkhorn_knopp
 from mmbodvcl.models.heads import ConceptInput
+# helpers of other test modules (pytest puts tests/ on sys.path)
+from test_contrastive_functional import _free_port
 
 
 # ----------------------------------------------------------------------
@@ -341,12 +342,6 @@ def test_local_contrast_warmup_reads_the_runtime_info():
 
 # ----------------------------------------------------------------------
 # two ranks equal one process
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _batch():
     generator = torch.Generator().manual_seed(0)
     scores = torch.randn(2, 8, 5, generator=generator)  # P, N, K

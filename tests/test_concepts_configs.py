@@ -12,19 +12,18 @@ import copy
 import glob
 import math
 import os.path as osp
-import uuid
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from test_configs import (DOWNSTREAM_MODELS, NARROW_BACKBONES, NUM_FRAMES,
-                          REPO, SIZE, ParameterChange, build_runner,
-                          config_id, resize_to)
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
 from mmbodvcl.testing import make_video_dataset
+# helpers of other test modules (pytest puts tests/ on sys.path)
+from test_configs import (DOWNSTREAM_MODELS, NUM_FRAMES, REPO, ParameterChange,
+                          build_runner, config_id, narrow_backbone, shrink_run)
 
 CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs/concepts/**/*.py'), recursive=True))
@@ -53,24 +52,12 @@ def shrink(cfg: Config, ann_file: str, work_dir: str) -> Config:
     """The test-only overrides, all in one place."""
     cfg = copy.deepcopy(cfg)
     model = cfg.model
-    overrides, channels = NARROW_BACKBONES[model.backbone.type]
-    model.backbone.update(overrides)
+    channels = narrow_backbone(model)
     model.head.update(in_channels=channels, recon_hid_channels=32)
     if model.local_contrast:
         model.local_contrast.update(in_channels=channels,
                                     embed_dim=channels, warmup_epochs=0)
-    loader = cfg.train_dataloader
-    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-    loader.dataset.update(ann_file=ann_file,
-                          data_prefix=dict(video=osp.dirname(ann_file)))
-    assert resize_to(loader.dataset.pipeline, SIZE) == 1, \
-        'expected one fixed-size Resize in the per-view augmentation'
-    cfg.train_cfg.max_epochs = 1  # 2 videos in batches of 2: one iteration
-    cfg.work_dir = work_dir
-    cfg.experiment_name = f'test_concepts_configs_{uuid.uuid4().hex[:8]}'
-    cfg.log_level = 'WARNING'
-    cfg.randomness = dict(seed=0)
-    return cfg
+    return shrink_run(cfg, ann_file, work_dir)
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=config_id)

@@ -10,7 +10,6 @@ import copy
 import itertools
 import os
 import os.path as osp
-import socket
 from typing import Dict, List
 
 import pytest
@@ -18,7 +17,6 @@ import torch
 import torch.multiprocessing as mp
 from mmengine.config import Config
 from mmengine.dist import get_world_size
-from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -26,6 +24,9 @@ from mmengine.runner import Runner
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
 from mmbodvcl.testing import make_video_dataset
+# helpers of other test modules (pytest puts tests/ on sys.path)
+from test_algorithms import LossRecorder, one_thread  # noqa: F401
+from test_contrastive_functional import _free_port
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 CLIP_LEN, INTERVAL, SIZE = 4, 2, 32
@@ -94,16 +95,6 @@ def pipeline(random_augment: bool) -> List[Dict]:
     ]
 
 
-class LossRecorder(Hook):
-
-    def __init__(self) -> None:
-        self.history: List[Dict[str, float]] = []
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
-        self.history.append({k: v.item() for k, v in outputs.items()})
-
-
 def runner_cfg(videos: Dict[str, str], work_dir: str, max_epochs: int = 3,
                batch_size: int = 4, deterministic: bool = False,
                **extra) -> Config:
@@ -143,14 +134,6 @@ def runner_cfg(videos: Dict[str, str], work_dir: str, max_epochs: int = 3,
 @pytest.fixture(autouse=True)
 def mmaction_scope():
     init_default_scope('mmaction')
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')
@@ -264,12 +247,6 @@ def test_bad_decoupler_and_views_are_named():
 
 
 # ---------------------------------------------------------- distributed
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _dist_worker(rank: int, port: int, cfg_dict: dict, out: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
                       MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
