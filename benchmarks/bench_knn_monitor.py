@@ -54,7 +54,7 @@ class EpochClock(Hook):
 
 
 def runner_cfg(args, root: str, bodvcl: bool) -> dict:
-    from mmbodvcl.datasets.transforms import multiview_pretrain_pipeline
+    from mmbodvcl.testing import multiview_pretrain_pipeline
     clip = dict(clip_len=8, frame_interval=2)
     videos = dict(
         ann_file=osp.join(root, 'ann.txt'), data_prefix=dict(video=root))

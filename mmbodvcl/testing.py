@@ -5,11 +5,13 @@ video; nothing here mocks the decoding stack.
 """
 import os
 import os.path as osp
+import socket
 from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.utils import get_installed_path
 
 
@@ -189,3 +191,23 @@ def mmaction_config(relative_path: str) -> Config:
     """Load a config shipped in MMAction2's wheel, e.g.
     ``'recognition/slowonly/slowonly_r50_8xb16-4x16x1-256e_kinetics400-rgb.py'``."""
     return Config.fromfile(mmaction_config_path(relative_path))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for gloo process groups and
+    launches in tests)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class LossRecorder(Hook):
+    """Keeps the log variables of every training iteration
+    (``history``: one ``{name: float}`` per iteration)."""
+
+    def __init__(self) -> None:
+        self.history: List[Dict[str, float]] = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        self.history.append({k: float(v) for k, v in outputs.items()})

@@ -3,7 +3,6 @@ on generated videos through the real multi-view data path."""
 import copy
 import os
 import os.path as osp
-import socket
 from typing import Dict, List
 
 import pytest
@@ -17,7 +16,8 @@ from mmengine.runner import Runner
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
 from mmbodvcl.models.algorithms import CosineMomentumEncoder
-from mmbodvcl.testing import make_video_dataset, multiview_pretrain_pipeline
+from mmbodvcl.testing import (LossRecorder, free_port, make_video_dataset,
+                              multiview_pretrain_pipeline)
 
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
@@ -92,30 +92,9 @@ def model_cfg(algorithm: str, decouple: bool, with_lower_loss: bool = False,
     return cfg
 
 
-class LossRecorder(Hook):
-    """Keeps the log variables of every training iteration."""
-
-    def __init__(self) -> None:
-        self.history: List[Dict[str, float]] = []
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
-        self.history.append({k: v.item() for k, v in outputs.items()})
-
-
 @pytest.fixture(autouse=True)
 def mmaction_scope():
     init_default_scope('mmaction')
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run several times faster on
-    one intra-op thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')
@@ -470,11 +449,8 @@ def test_single_level_ddp_runs_the_momentum_update(video_root, tmp_path):
     """Under DDP, MMEngine's wrapper never calls the model's ``train_step``;
     ``AfterOptimStepHook`` must still move the momentum encoder, on
     every rank alike (2 gloo processes, V-MoCo baseline)."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
     mp.start_processes(
         _single_level_ddp_worker,
-        args=(port, video_root, str(tmp_path)),
+        args=(free_port(), video_root, str(tmp_path)),
         nprocs=2,
         start_method='spawn')

@@ -16,7 +16,6 @@ import copy
 import itertools
 import os
 import os.path as osp
-import socket
 from typing import Dict, List, Optional, Tuple
 
 import pytest
@@ -37,7 +36,7 @@ from mmbodvcl.engine.optim_wrappers import LARS, BiLevelOptimWrapper
 from mmbodvcl.models.utils import temporally_local
 from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
                                                   trainable_parameters)
-from mmbodvcl.testing import make_video_dataset
+from mmbodvcl.testing import (free_port, make_video_dataset)
 
 FEAT = 6
 _RUN_IDS = itertools.count()
@@ -490,7 +489,7 @@ def test_single_level_alias_is_plain_ddp_and_warns_once():
     assert VCLDistributedDataParallel.train_step is \
         MMDistributedDataParallel.train_step
     torch_dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{_free_port()}', rank=0,
+        'gloo', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0,
         world_size=1)
     try:
         VCLDistributedDataParallel._warned = False
@@ -584,12 +583,6 @@ def test_lars_matches_its_formula_and_excludes_groups():
 
 
 # ---------------------------------------------------------- distributed
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _dist_worker(rank: int, world_size: int, port: int,
                  cfg_dicts: List[dict], out: str) -> None:
     os.environ.update(
@@ -630,7 +623,7 @@ def test_two_gloo_ranks_match_one_process(videos, tmp_path):
     out = str(tmp_path / 'two.pth')
     mp.start_processes(
         _dist_worker,
-        args=(2, _free_port(), cfgs, out),
+        args=(2, free_port(), cfgs, out),
         nprocs=2,
         start_method='spawn')
     for method, want, got in zip(methods, expected,

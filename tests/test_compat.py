@@ -12,7 +12,6 @@
 import os
 import os.path as osp
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 import torch
 
 import mmbodvcl  # noqa: F401  (applies the fixes under test)
-from mmbodvcl.testing import make_video_dataset, mmaction_config
+from mmbodvcl.testing import (free_port, make_video_dataset, mmaction_config)
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import DefaultScope
@@ -272,12 +271,6 @@ def test_getattr_serves_only_history_buffer_statistics(tmp_path) -> None:
 
 
 # ------------------------------------------------------ 3. CPU distributed run
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def test_dist_train_two_processes_with_gloo(tmp_path) -> None:
     data_root = str(tmp_path / 'videos')
     make_video_dataset(data_root, num_videos=4, size=(32, 32))

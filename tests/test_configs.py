@@ -107,14 +107,21 @@ def resize_to(transforms: List[Dict], size: int) -> int:
     return changed
 
 
-def shrink_model(model: dict) -> None:
-    """The test-only overrides of a model config, in place."""
+def narrow_backbone(model: Config) -> int:
+    """Swap in the narrow stand-in of ``model.backbone``; returns its output
+    channels."""
     backbone_type = model['backbone']['type']
     if backbone_type not in NARROW_BACKBONES:
         pytest.fail(f'no narrow stand-in for backbone {backbone_type!r}: add '
                     'it to NARROW_BACKBONES in tests/test_configs.py')
     overrides, channels = NARROW_BACKBONES[backbone_type]
     model['backbone'].update(overrides)
+    return channels
+
+
+def shrink_model(model: dict) -> None:
+    """The test-only overrides of a model config, in place."""
+    channels = narrow_backbone(model)
     model['neck'].update(in_channels=channels, hid_channels=32)
     if model['head']['type'] == 'MoCoQueueHead':
         model['head']['queue_len'] = 16
@@ -126,7 +133,13 @@ def shrink(cfg: Config, ann_file: str, work_dir: str) -> Config:
     """The test-only overrides, all in one place."""
     cfg = copy.deepcopy(cfg)
     shrink_model(cfg.model)
+    return shrink_run(cfg, ann_file, work_dir)
 
+
+def shrink_run(cfg: Config, ann_file: str, work_dir: str) -> Config:
+    """The overrides of data and run (also tests/test_concepts_configs.py):
+    the generated data set, 2 videos per batch, 32 px, one epoch of one
+    iteration, a seed."""
     loader = cfg.train_dataloader
     loader.update(batch_size=2, num_workers=0, persistent_workers=False)
     loader.dataset.update(ann_file=ann_file,

@@ -2,7 +2,6 @@
 against a real two-process gloo group."""
 import math
 import os
-import socket
 import tempfile
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from mmbodvcl.testing import free_port
 from mmbodvcl.functional.contrastive import (all_gather_with_grad,
                                              batch_shuffle, batch_unshuffle,
                                              byol_loss, info_nce,
@@ -147,12 +147,6 @@ def test_swapped_prediction_loss_is_minimal_for_consistent_views():
     assert good < 1e-3 < bad
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _init_group(rank: int, world_size: int, port: int) -> None:
     os.environ['MASTER_ADDR'] = '127.0.0.1'
     os.environ['MASTER_PORT'] = str(port)
@@ -184,7 +178,7 @@ def test_cross_rank_gather_matches_single_process():
     one process on the whole batch (gather keeps gradients)."""
     world_size = 2
     with tempfile.TemporaryDirectory() as out_dir:
-        mp.spawn(_gather_worker, args=(world_size, _free_port(), out_dir),
+        mp.spawn(_gather_worker, args=(world_size, free_port(), out_dir),
                  nprocs=world_size)
         results = [torch.load(os.path.join(out_dir, f'{r}.pt'))
                    for r in range(world_size)]
@@ -207,7 +201,7 @@ def test_gather_with_grad_on_one_process_group():
     """A real process group of size one: gather is the identity, gradient
     flows."""
     with tempfile.TemporaryDirectory() as out_dir:
-        mp.spawn(_gather_worker, args=(1, _free_port(), out_dir), nprocs=1)
+        mp.spawn(_gather_worker, args=(1, free_port(), out_dir), nprocs=1)
         result = torch.load(os.path.join(out_dir, '0.pt'))
     torch.manual_seed(0)
     full = torch.randn(3, 2, 6).requires_grad_()

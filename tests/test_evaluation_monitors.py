@@ -23,7 +23,6 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -41,12 +40,12 @@ from mmengine.runner import Runner
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import DATASETS, MODELS
-from mmbodvcl.datasets.transforms import multiview_pretrain_pipeline
 from mmbodvcl.engine.hooks import KNNMonitorHook
 from mmbodvcl.functional import (encode_clips, knn_class_scores,
                                  pool_backbone_output, retrieval_recall,
                                  topk_accuracy)
-from mmbodvcl.testing import make_solid_colour_dataset, make_video_dataset
+from mmbodvcl.testing import (free_port, make_solid_colour_dataset,
+                              make_video_dataset, multiview_pretrain_pipeline)
 
 ROOT = Path(__file__).resolve().parents[1]
 RETRIEVAL_CONFIGS = sorted(
@@ -95,14 +94,6 @@ def eval_pipeline(num_clips: int = 1, rawframes: bool = False) -> List[dict]:
 @pytest.fixture(autouse=True)
 def mmaction_scope():
     init_default_scope('mmaction')
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _relabelled(ann_file: str, out: str) -> str:
@@ -422,12 +413,6 @@ def test_one_base_line_switches_a_paper_config_on(snippet, tmp_path):
         assert with_knn[key] == plain[key]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _knn_worker(rank: int, port: int, cfg_dict: dict, out: str) -> None:
     os.environ.update(
         RANK=str(rank),
@@ -463,7 +448,7 @@ def test_two_gloo_ranks_give_the_numbers_of_one_process(data, tmp_path):
     out = str(tmp_path / 'metrics.pth')
     mp.start_processes(
         _knn_worker,
-        args=(_free_port(), cfg.to_dict(), out),
+        args=(free_port(), cfg.to_dict(), out),
         nprocs=2,
         start_method='spawn')
     for rank in range(2):

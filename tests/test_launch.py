@@ -21,7 +21,6 @@ About 2 minutes on 2 cores: every case starts real training processes.
 import os
 import os.path as osp
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ from typing import Dict, List
 import pytest
 import torch
 from mmengine.config import Config
+
+from mmbodvcl.testing import free_port
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ITERS_PER_EPOCH = 3
@@ -185,12 +186,6 @@ def test_signal_saves_and_resume_is_exact(tmp_path, by_epoch, sig, cut):
             assert want[it]['numpy'] == got[it]['numpy'], it
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _dist_train(tmp_path, config: str, work_dir: str, procs: int,
                 nodes: List[int], port: int) -> None:
     launches = []
@@ -215,8 +210,8 @@ def test_two_nodes_equal_two_processes_on_one_node(tmp_path):
     cfg.train_dataloader.batch_size = 2  # per process: 4 videos in total
     cfg.dump(config)
     one_node, two_nodes = str(tmp_path / 'one'), str(tmp_path / 'two')
-    _dist_train(tmp_path, config, one_node, 2, [0], _free_port())
-    _dist_train(tmp_path, config, two_nodes, 1, [0, 1], _free_port())
+    _dist_train(tmp_path, config, one_node, 2, [0], free_port())
+    _dist_train(tmp_path, config, two_nodes, 1, [0, 1], free_port())
     want, got = _final_state(one_node), _final_state(two_nodes)
     for key, value in want.items():
         torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-6,
@@ -235,7 +230,7 @@ def test_dist_train_turns_usr1_into_a_checkpoint(tmp_path):
     launch = subprocess.Popen(
         ['bash', osp.join(REPO, 'tools/dist_train.sh'), config, '2',
          '--work-dir', work_dir],
-        env=dict(_env(tmp_path), PORT=str(_free_port())),
+        env=dict(_env(tmp_path), PORT=str(free_port())),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     while not (tmp_path / 'paused').exists():
@@ -250,3 +245,38 @@ def test_dist_train_turns_usr1_into_a_checkpoint(tmp_path):
     assert osp.exists(osp.join(work_dir, 'iter_2.pth'))
     last = f'iter_{2 * ITERS_PER_EPOCH}.pth'
     assert not osp.exists(osp.join(work_dir, last))
+
+
+def _fake_srun(tmp_path, script: str, *args: str, **env: str) -> str:
+    """Run ``tools/<script>`` with an ``srun`` that only records its
+    arguments; returns them."""
+    srun = tmp_path / 'srun'
+    srun.write_text('#!/bin/sh\necho "$@" > "$SRUN_LOG"\n')
+    srun.chmod(0o755)
+    log = tmp_path / 'srun.log'
+    environment = dict(os.environ, SRUN_LOG=str(log),
+                       PATH=f'{tmp_path}{os.pathsep}{os.environ["PATH"]}',
+                       **env)
+    subprocess.run(['bash', osp.join(REPO, 'tools', script), *args],
+                   env=environment, check=True, capture_output=True)
+    return log.read_text().strip()
+
+
+def test_slurm_scripts_pass_the_signal_and_the_arguments(tmp_path):
+    train = _fake_srun(tmp_path, 'slurm_train.sh', 'part', 'job', 'cfg.py',
+                       '--work-dir', 'w')
+    assert '-p part' in train and '--job-name=job' in train
+    assert '--signal=USR1@120' in train
+    assert train.endswith('tools/train.py cfg.py --launcher=slurm '
+                          '--work-dir w')
+    quiet = _fake_srun(tmp_path, 'slurm_train.sh', 'p', 'j', 'cfg.py',
+                       SIGNAL='')
+    assert '--signal' not in quiet
+    other = _fake_srun(tmp_path, 'slurm_train.sh', 'p', 'j', 'cfg.py',
+                       SIGNAL='TERM@60')
+    assert '--signal=TERM@60' in other
+    test = _fake_srun(tmp_path, 'slurm_test.sh', 'p', 'j', 'cfg.py',
+                      'ckpt.pth', '--dump', 'r.pkl')
+    assert '--signal' not in test
+    assert test.endswith('tools/test.py cfg.py ckpt.pth --launcher=slurm '
+                         '--dump r.pkl')

@@ -5,14 +5,12 @@ first, so the stack's compatibility fixes apply even to configs without
 ``custom_imports``, and ``--amp`` also supports ``BiLevelOptimWrapper``.
 """
 import argparse
-import os
-import os.path as osp
 
 import mmbodvcl  # noqa: F401  (compatibility fixes, then registration)
-from mmengine.config import Config, ConfigDict, DictAction
-from mmengine.runner import Runner
+from mmengine.config import Config, ConfigDict
 
-from mmaction.registry import RUNNERS
+from mmbodvcl.apis.runner_cli import (add_runner_args, build_runner,
+                                      parse_runner_args, set_work_dir)
 
 # Wrappers that ``--amp`` turns into ``AmpOptimWrapper`` (MMEngine's own).
 STOCK_OPTIM_WRAPPERS = ('OptimWrapper', 'AmpOptimWrapper')
@@ -54,26 +52,8 @@ def parse_args() -> argparse.Namespace:
         '--deterministic',
         action='store_true',
         help='whether to set deterministic options for CUDNN backend.')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def enable_amp(optim_wrapper: ConfigDict) -> None:
@@ -105,13 +85,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.val_evaluator = None
 
     cfg.launcher = args.launcher
-
-    # work_dir is determined in this priority: CLI > segment in file > filename
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_work_dir(cfg, args)
 
     if args.amp:
         enable_amp(cfg.optim_wrapper)
@@ -141,11 +115,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.train()
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ import argparse
 import os.path as osp
 from typing import Dict, List, Optional
 
+import matplotlib
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import Compose, pseudo_collate
@@ -19,9 +20,15 @@ from torch import nn
 from mmaction.apis import init_recognizer
 from mmaction.registry import MODELS
 
+matplotlib.use('Agg')  # the tools write files, no display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments every analysis tool shares."""
+
+def analysis_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser described by the first line of ``doc`` (a tool's module
+    docstring) with the arguments every analysis tool shares."""
+    parser = argparse.ArgumentParser(description=doc.split('\n')[0])
     parser.add_argument('config', help='config file of the model')
     parser.add_argument('checkpoint', help='checkpoint file of the model')
     parser.add_argument('--out-dir', required=True,
@@ -38,6 +45,14 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='override config entries, key=value as in tools/train.py')
+    return parser
+
+
+def save_figure(fig: Figure, path: str) -> None:
+    """Lay out ``fig``, write it to ``path`` (PNG, 120 dpi) and close it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:

@@ -28,20 +28,16 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
-import matplotlib
-
-matplotlib.use('Agg')  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.model import revert_sync_batchnorm  # noqa: E402
+import torch
+from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
 
 import mmbodvcl  # noqa: F401,E402  (stack fixes before mmaction.models)
-from mmaction.models import Recognizer3D  # noqa: E402
-from mmaction.registry import MODELS  # noqa: E402
-from mmaction.utils import GradCAM  # noqa: E402
-from mmbodvcl.apis import load_backbone_state_dict  # noqa: E402
-from mmbodvcl.apis.analysis import (add_common_args,  # noqa: E402
+from mmaction.models import Recognizer3D
+from mmaction.registry import MODELS
+from mmaction.utils import GradCAM
+from mmbodvcl.apis import load_backbone_state_dict
+from mmbodvcl.apis.analysis import (analysis_parser, plt, save_figure,
                                     build_clip_pipeline, build_normaliser,
                                     clip_tensor, load_clip, load_config,
                                     load_model, short_name)
@@ -98,14 +94,11 @@ def plot_gradcam(frames: torch.Tensor, blended: torch.Tensor, title: str,
             axes[row, t].axis('off')
         axes[0, t].set_title(f't={t}', fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_common_args(parser)
+    parser = analysis_parser(__doc__)
     parser.add_argument('video', help='video file')
     parser.add_argument(
         '--target-layer-name', default='backbone',

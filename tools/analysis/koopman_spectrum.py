@@ -31,20 +31,16 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
-import matplotlib
+import numpy as np
+import torch
+from torch import Tensor
 
-matplotlib.use('Agg')  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from mmbodvcl.apis.analysis import (add_common_args,  # noqa: E402
+from mmbodvcl.apis.analysis import (analysis_parser, plt, save_figure,
                                     build_clip_pipeline, build_normaliser,
                                     clip_tensor, load_config, load_model,
                                     read_video_list, short_name)
-from mmbodvcl.functional import reduced_dmd  # noqa: E402
-from mmbodvcl.models.decouplers import KoopmanDecoupler  # noqa: E402
+from mmbodvcl.functional import reduced_dmd
+from mmbodvcl.models.decouplers import KoopmanDecoupler
 
 VIEW = 1.6  # half-width of the complex-plane view of eigenvalues.png
 
@@ -96,9 +92,7 @@ def plot_eigenvalues(eigvals: np.ndarray, static: np.ndarray, xi: float,
         title += f' ({outside} outside the view)'
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc='lower left')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_amplitudes(amplitudes: np.ndarray, eigvals: np.ndarray,
@@ -116,14 +110,11 @@ def plot_amplitudes(amplitudes: np.ndarray, eigvals: np.ndarray,
     ax.set_ylabel('|b_m(t)| / max_t |b_m(t)|')
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, loc='best')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_common_args(parser)
+    parser = analysis_parser(__doc__)
     parser.add_argument('video_list',
                         help='VideoDataset annotation file or list of paths')
     parser.add_argument('--data-root', default='',

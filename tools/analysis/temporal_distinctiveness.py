@@ -25,18 +25,14 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
-import matplotlib
+import torch
+from torch import Tensor, nn
 
-matplotlib.use('Agg')  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-
-from mmbodvcl.apis.analysis import (add_common_args,  # noqa: E402
+from mmbodvcl.apis.analysis import (analysis_parser, plt, save_figure,
                                     build_clip_pipeline, build_normaliser,
                                     clip_tensor, load_config, load_model,
                                     read_video_list, short_name)
-from mmbodvcl.models.necks import PerFrameProjectionNeck  # noqa: E402
+from mmbodvcl.models.necks import PerFrameProjectionNeck
 
 
 def per_frame_features(model: nn.Module, clip: Tensor) -> Tensor:
@@ -90,9 +86,7 @@ def plot_matrix(similarity: Tensor, title: str, path: str) -> None:
     ax.set_ylabel('frame i')
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label='cosine similarity')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_lags(mean: Tensor, std: Tensor, num_videos: int, path: str) -> None:
@@ -105,14 +99,11 @@ def plot_lags(mean: Tensor, std: Tensor, num_videos: int, path: str) -> None:
     ax.set_ylabel('mean cosine similarity')
     ax.set_title(f'similarity by lag over {num_videos} videos', fontsize=9)
     ax.set_xticks(lags)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_common_args(parser)
+    parser = analysis_parser(__doc__)
     parser.add_argument('video_list',
                         help='VideoDataset annotation file or list of paths')
     parser.add_argument('--data-root', default='',

@@ -16,8 +16,8 @@ class AfterOptimStepHook(Hook):
     of V-SwAV. It runs with any model wrapper (stock
     ``MMDistributedDataParallel`` included) and any optimiser wrapper.
 
-    ``custom_hooks = [dict(type='AfterOptimStepHook')]`` (in
-    ``configs/_base_/default_runtime.py``).
+    ``default_hooks = dict(after_optim_step=dict(type='AfterOptimStepHook'))``
+    (in ``configs/_base_/default_runtime.py``; ``custom_hooks`` works too).
     """
     priority = 'ABOVE_NORMAL'  # before loggers and checkpoints see the model
 

@@ -16,7 +16,7 @@ from mmengine.registry import MODEL_WRAPPERS
 class VCLDistributedDataParallel(MMDistributedDataParallel):
     """``MMDistributedDataParallel`` under its former name (deprecated):
     use ``model_wrapper_cfg=dict(type='MMDistributedDataParallel')`` (or
-    none) with ``custom_hooks=[dict(type='AfterOptimStepHook')]``."""
+    none) with ``AfterOptimStepHook`` among the default or custom hooks."""
     _warned = False
 
     def __init__(self, *args, **kwargs) -> None:
@@ -26,8 +26,9 @@ class VCLDistributedDataParallel(MMDistributedDataParallel):
                 'VCLDistributedDataParallel is deprecated and now plain '
                 "MMDistributedDataParallel: drop model_wrapper_cfg (or use "
                 "type='MMDistributedDataParallel') and make sure "
-                "custom_hooks holds dict(type='AfterOptimStepHook'), which "
-                'runs the momentum-encoder / prototype updates',
+                "the hooks hold dict(type='AfterOptimStepHook') (as "
+                'configs/_base_/default_runtime.py does), which runs the '
+                'momentum-encoder / prototype updates',
                 FutureWarning,
                 stacklevel=2)
         super().__init__(*args, **kwargs)

@@ -1,4 +1,7 @@
-"""Common skeleton of the video contrastive algorithms (V-CL and BOD-VCL)."""
+"""Bases of the pretraining algorithms: ``BaseVideoSSL`` (what every
+algorithm of the plugin shares: backbone, decoupler, the single- or bi-level
+training step, post-step updates, forward modes) and ``BaseVCL`` (the video
+contrastive algorithms, V-CL and BOD-VCL: neck, one head per part)."""
 import copy
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Union
@@ -8,14 +11,174 @@ from mmengine.model import BaseModel, ModuleDict
 from mmengine.optim import OptimWrapper
 from torch import Tensor
 
+from mmbodvcl.engine.optim_wrappers import BiLevelOptimWrapper
 from ..decouplers import Decoupled, Encoder
 from ..utils import temporally_local
 from .legacy import upgrade_legacy_config
-from mmbodvcl.engine.optim_wrappers import BiLevelOptimWrapper
 from .stateless import StatelessLoss, trainable_parameters
 
 
-class BaseVCL(BaseModel):
+class BaseVideoSSL(BaseModel):
+    """What every pretraining algorithm of the plugin shares.
+
+    A ``backbone`` (any MMAction2 backbone; state-dict keys ``backbone.*``, so
+    stock recognisers load it) and a ``decoupler`` (docs/architecture.md).
+    Subclasses implement :meth:`loss` (the single-level objective) and, when
+    their decoupler has a lower-level loss, :meth:`loss_lower` and
+    :meth:`loss_upper` (the two levels of bi-level training); they override
+    :meth:`after_optim_step` and :attr:`needs_post_step_updates` when they
+    have state to update after every optimiser step (momentum encoders,
+    prototypes).
+
+    Args:
+        backbone: Config of the backbone.
+        decoupler: Config of the decoupler.
+        data_preprocessor: Config of the multi-view data preprocessor.
+        init_cfg: Initialisation config.
+    """
+    #: Fewer views are refused by :meth:`_check_views`.
+    min_views = 2
+
+    def __init__(self,
+                 backbone: dict,
+                 decoupler: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.decoupler = MODELS.build(decoupler)
+
+    @property
+    def has_lower_loss(self) -> bool:
+        """Whether bi-level training is possible (the decoupler defines a
+        lower-level loss)."""
+        return self.decoupler.has_lower_loss
+
+    @property
+    def needs_post_step_updates(self) -> bool:
+        """Whether :meth:`after_optim_step` changes state (then forgetting
+        ``AfterOptimStepHook`` is refused)."""
+        return False
+
+    def _check_views(self, inputs: Sequence[Tensor]) -> None:
+        if isinstance(inputs, Tensor) or not isinstance(
+                inputs, (list, tuple)):
+            raise TypeError(
+                f'inputs must be a list of views, each (N, C, T, H, W), as '
+                f'the multi-view data preprocessor returns; got '
+                f'{type(inputs).__name__}')
+        if len(inputs) < self.min_views:
+            raise ValueError(f'{type(self).__name__} needs >= '
+                             f'{self.min_views} views per video, got '
+                             f'{len(inputs)}')
+        shapes = {tuple(view.shape) for view in inputs}
+        if len(shapes) != 1 or len(inputs[0].shape) != 5:
+            raise ValueError(f'all views must share one (N, C, T, H, W) '
+                             f'shape, got {sorted(shapes)}')
+
+    # ------------------------------------------------------------------
+    # objectives
+    def loss(self, inputs: List[Tensor],
+             data_samples: Optional[list] = None) -> Dict[str, Tensor]:
+        """The single-level objective (``loss_*`` entries and logged
+        statistics)."""
+        raise NotImplementedError
+
+    def loss_lower(self, inputs: List[Tensor],
+                   data_samples: Optional[list] = None) -> Dict[str, Tensor]:
+        """The lower level of bi-level training."""
+        raise NotImplementedError(
+            f'{type(self).__name__} has no lower level (its decoupler '
+            f'{type(self.decoupler).__name__} has no lower-level loss)')
+
+    def loss_upper(self, inputs: List[Tensor],
+                   data_samples: Optional[list] = None) -> Dict[str, Tensor]:
+        """The upper level of bi-level training."""
+        return self.loss(inputs, data_samples)
+
+    # ------------------------------------------------------------------
+    # training loop
+    def after_optim_step(self) -> None:
+        """Post-step updates; ``AfterOptimStepHook`` calls it after every
+        iteration in which the optimiser stepped."""
+        self._steps_without_post_update = 0
+
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        """One iteration. With a ``BiLevelOptimWrapper``: the trainable
+        parameters and :meth:`loss_lower` / :meth:`loss_upper` as functions
+        of them (lower forwards write throw-away buffer copies) go to
+        ``optim_wrapper.update_params_bilevel``; otherwise MMEngine's
+        single-level step on :meth:`loss`. The post-step updates
+        (:meth:`after_optim_step`) run in ``AfterOptimStepHook``."""
+        if not isinstance(optim_wrapper, BiLevelOptimWrapper):
+            return super().train_step(data, optim_wrapper)
+        if not self.has_lower_loss:
+            raise ValueError(
+                f'{type(self).__name__}: its decoupler '
+                f'{type(self.decoupler).__name__} has no lower-level '
+                'loss for BiLevelOptimWrapper; use a decoupler with one '
+                "(e.g. type='KoopmanDecoupler') or a single-level "
+                'OptimWrapper')
+        data = self.data_preprocessor(data, True)
+        params = trainable_parameters(self)
+        names = [name for name, _ in params]
+        return optim_wrapper.update_params_bilevel(
+            params, StatelessLoss(self, self.loss_lower, data, names, False),
+            StatelessLoss(self, self.loss_upper, data, names, True))
+
+    def _check_post_step_updates(self, limit: int = 100) -> None:
+        """Refuse to train on with a frozen momentum encoder / unnormalised
+        prototypes: ``limit`` training-mode objectives in a row without
+        :meth:`after_optim_step` mean its hook is missing. Called by the
+        objectives, because MMEngine's DDP wrapper never calls
+        :meth:`train_step`; ``limit`` leaves room for gradient
+        accumulation. (A fresh or resumed model starts counting from 0.)"""
+        if not (self.training and self.needs_post_step_updates):
+            return
+        count = getattr(self, '_steps_without_post_update', 0) + 1
+        self._steps_without_post_update = count
+        if count > limit:
+            raise RuntimeError(
+                f'{type(self).__name__}: {count} training steps without '
+                'after_optim_step(), so its momentum encoder / prototypes '
+                'are not being updated; add dict(type=\'AfterOptimStepHook\') '
+                'to default_hooks or custom_hooks (as '
+                'configs/_base_/default_runtime.py does)')
+
+    # ------------------------------------------------------------------
+    # evaluation
+    def extract_feat(
+            self, inputs: Union[Tensor, Sequence[Tensor]]
+    ) -> Union[Tensor, List[Tensor]]:
+        """Backbone features of a clip batch ``(N, C, T_in, H, W)``, or of
+        each view of a list."""
+        if isinstance(inputs, Tensor):
+            return self.backbone(inputs)
+        return [self.backbone(view) for view in inputs]
+
+    def forward(self,
+                inputs: Union[Tensor, List[Tensor]],
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """``mode='loss'``: :meth:`loss`; ``'tensor'``: backbone features
+        (:meth:`extract_feat`); ``'predict'`` is not supported."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'tensor':
+            return self.extract_feat(inputs)
+        if mode == 'predict':
+            raise NotImplementedError(
+                f'{type(self).__name__} is a self-supervised pretraining '
+                f'model and has no predictions; evaluate its backbone '
+                f'through a downstream config (configs/downstream/) that '
+                f'loads the checkpoint (load_from=...).')
+        raise RuntimeError(f'Invalid mode "{mode}"; use "loss", "tensor" '
+                           f'or "predict"')
+
+
+class BaseVCL(BaseVideoSSL):
     """Base of V-SimCLR, V-MoCo, V-BYOL and V-SwAV, plain or decoupled.
 
     The online encoder is ``backbone`` (any MMAction2 backbone that keeps
@@ -66,14 +229,14 @@ class BaseVCL(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
                  **legacy) -> None:
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         neck, decoupler, with_lower_loss = upgrade_legacy_config(
             neck, decoupler, with_lower_loss, legacy)
-        self.backbone = MODELS.build(backbone)
+        super().__init__(
+            backbone,
+            decoupler or dict(type='UnifiedEmbedding'),
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
         self.neck = MODELS.build(neck)
-        self.decoupler = MODELS.build(
-            decoupler or dict(type='UnifiedEmbedding'))
         needs_lower = {'with_lower_loss': with_lower_loss,
                        'strict_lower': strict_lower}
         for name, value in needs_lower.items():
@@ -90,29 +253,12 @@ class BaseVCL(BaseModel):
              for part in self.decoupler.parts})
 
     @property
-    def has_lower_loss(self) -> bool:
-        """Whether bi-level training is possible (the decoupler defines a
-        lower-level loss)."""
-        return self.decoupler.has_lower_loss
+    def needs_post_step_updates(self) -> bool:
+        return any(
+            hasattr(head, 'after_optim_step') for head in self.heads.values())
 
     # ------------------------------------------------------------------
     # encoders
-    @staticmethod
-    def _check_views(inputs: Sequence[Tensor]) -> None:
-        if isinstance(inputs, Tensor) or not isinstance(
-                inputs, (list, tuple)):
-            raise TypeError(
-                f'inputs must be a list of views, each (N, C, T, H, W), as '
-                f'the multi-view data preprocessor returns; got '
-                f'{type(inputs).__name__}')
-        if len(inputs) < 2:
-            raise ValueError(f'contrastive learning needs >= 2 views per '
-                             f'video, got {len(inputs)}')
-        shapes = {tuple(view.shape) for view in inputs}
-        if len(shapes) != 1 or len(inputs[0].shape) != 5:
-            raise ValueError(f'all views must share one (N, C, T, H, W) '
-                             f'shape, got {sorted(shapes)}')
-
     def encode(self, clips: Tensor) -> Tensor:
         """Online encoder: ``clips (B, C, T_in, H, W)`` -> per-frame
         embeddings ``(B, M, T)``."""
@@ -185,87 +331,8 @@ class BaseVCL(BaseModel):
     # ------------------------------------------------------------------
     # training loop
     def after_optim_step(self) -> None:
-        """Post-step updates; ``AfterOptimStepHook`` calls it after every
-        iteration in which the optimiser stepped."""
-        self._steps_without_post_update = 0
+        """Post-step updates of the heads (SwAV's prototypes)."""
+        super().after_optim_step()
         for head in self.heads.values():
             if hasattr(head, 'after_optim_step'):
                 head.after_optim_step()
-
-    def train_step(self, data: Union[dict, tuple, list],
-                   optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
-        """One iteration. With a ``BiLevelOptimWrapper``: the trainable
-        parameters and :meth:`loss_lower` / :meth:`loss_upper` as functions
-        of them (lower forwards write throw-away buffer copies) go to
-        ``optim_wrapper.update_params_bilevel``; otherwise MMEngine's
-        single-level step on :meth:`loss`. The post-step updates
-        (:meth:`after_optim_step`) run in ``AfterOptimStepHook``."""
-        if isinstance(optim_wrapper, BiLevelOptimWrapper):
-            if not self.has_lower_loss:
-                raise ValueError(
-                    f'{type(self).__name__}: its decoupler '
-                    f'{type(self.decoupler).__name__} has no lower-level '
-                    'loss for BiLevelOptimWrapper; use a decoupler with one '
-                    "(e.g. type='KoopmanDecoupler') or a single-level "
-                    'OptimWrapper')
-            data = self.data_preprocessor(data, True)
-            params = trainable_parameters(self)
-            names = [name for name, _ in params]
-            log_vars = optim_wrapper.update_params_bilevel(
-                params,
-                StatelessLoss(self, self.loss_lower, data, names, False),
-                StatelessLoss(self, self.loss_upper, data, names, True))
-        else:
-            log_vars = super().train_step(data, optim_wrapper)
-        return log_vars
-
-    def _check_post_step_updates(self, limit: int = 100) -> None:
-        """Refuse to train on with a frozen momentum encoder / unnormalised
-        prototypes: ``limit`` training-mode objectives in a row without
-        :meth:`after_optim_step` mean its hook is missing. Counted here, in
-        the objective, because MMEngine's DDP wrapper never calls
-        :meth:`train_step`; ``limit`` leaves room for gradient
-        accumulation. (A fresh or resumed model starts counting from 0.)"""
-        has_updates = type(self).after_optim_step is not \
-            BaseVCL.after_optim_step or any(
-                hasattr(head, 'after_optim_step')
-                for head in self.heads.values())
-        if not (self.training and has_updates):
-            return
-        count = getattr(self, '_steps_without_post_update', 0) + 1
-        self._steps_without_post_update = count
-        if count > limit:
-            raise RuntimeError(
-                f'{type(self).__name__}: {count} training steps without '
-                'after_optim_step(), so its momentum encoder / prototypes '
-                'are not being updated; add '
-                "custom_hooks=[dict(type='AfterOptimStepHook')] to the "
-                'config (configs/_base_/default_runtime.py has it)')
-
-    def extract_feat(
-            self, inputs: Union[Tensor, Sequence[Tensor]]
-    ) -> Union[Tensor, List[Tensor]]:
-        """Backbone features of a clip batch ``(N, C, T_in, H, W)``, or of
-        each view of a list."""
-        if isinstance(inputs, Tensor):
-            return self.backbone(inputs)
-        return [self.backbone(view) for view in inputs]
-
-    def forward(self,
-                inputs: Union[Tensor, List[Tensor]],
-                data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
-        """``mode='loss'``: :meth:`loss`; ``'tensor'``: backbone features
-        (:meth:`extract_feat`); ``'predict'`` is not supported."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'tensor':
-            return self.extract_feat(inputs)
-        if mode == 'predict':
-            raise NotImplementedError(
-                f'{type(self).__name__} is a self-supervised pretraining '
-                f'model and has no predictions; evaluate its backbone '
-                f'through a downstream config (configs/downstream/) that '
-                f'loads the checkpoint (load_from=...).')
-        raise RuntimeError(f'Invalid mode "{mode}"; use "loss", "tensor" '
-                           f'or "predict"')

@@ -124,6 +124,10 @@ class MomentumVCL(BaseVCL):
 
         return self.decouple_views(inputs, encoder=encode).parts
 
+    @property
+    def needs_post_step_updates(self) -> bool:
+        return True
+
     def after_optim_step(self) -> None:
         super().after_optim_step()
         self.target_net.update_parameters(self._online_encoder())

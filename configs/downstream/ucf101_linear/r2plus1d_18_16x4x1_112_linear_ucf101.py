@@ -1,0 +1,15 @@
+# Linear evaluation of R(2+1)D-18 (16 frames every 4th, 112 px) on UCF-101
+# (frozen encoder; SPLIT=1..3): the concept paper's Table 1.
+_base_ = [
+    '../_base_/models/r2plus1d_18.py',
+    '../_base_/pipelines/video_16x4x1_112.py',
+    '../_base_/datasets/ucf101.py',
+    '../_base_/schedules/linear.py',
+]
+
+model = dict(
+    backbone=dict(frozen_stages=4, norm_eval=True),
+    cls_head=dict(num_classes=_base_.num_classes, dropout_ratio=0.))
+train_dataloader = dict(dataset=dict(pipeline=_base_.train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=_base_.val_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=_base_.test_pipeline))

@@ -1,0 +1,15 @@
+# Linear evaluation of S3D-G (16 frames every 4th, 128 px) on UCF-101
+# (frozen encoder; SPLIT=1..3): the concept paper's Table 1.
+_base_ = [
+    '../_base_/models/s3dg.py',
+    '../_base_/pipelines/video_16x4x1_128.py',
+    '../_base_/datasets/ucf101.py',
+    '../_base_/schedules/linear.py',
+]
+
+model = dict(
+    backbone=dict(frozen_stages=3, norm_eval=True),  # all of S3D-G
+    cls_head=dict(num_classes=_base_.num_classes, dropout_ratio=0.))
+train_dataloader = dict(dataset=dict(pipeline=_base_.train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=_base_.val_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=_base_.test_pipeline))
