@@ -230,6 +230,77 @@ def test_degenerate_splits_have_the_expected_structure():
     assert kp.koopman_split(batches['two_frames']).eigvals.shape == (2, 1)
 
 
+def test_min_static_keeps_the_modes_nearest_one():
+    # nothing within xi = 0.1 of 1: the paper's rule leaves Z_A = 0
+    z, static_bases, _, projectors = _linear_system(seed=8, static=(1.25, ))
+    paper = kp.koopman_split(z)
+    assert paper.num_static.tolist() == [0] * 4
+    assert not paper.static.any()
+    # min_static=1 makes lambda = 1.25 static: the split of xi = 0.3
+    forced = kp.koopman_split(z, min_static=1)
+    wide = kp.koopman_split(z, xi=0.3)
+    assert forced.num_static.tolist() == [1] * 4
+    torch.testing.assert_close(forced.static, wide.static)
+    assert _residual_outside(forced.static.double().numpy(),
+                             static_bases) < 1e-4
+    unified = z.double().mean(-1).numpy()
+    np.testing.assert_allclose(
+        forced.static, np.einsum('bij,bj->bi', projectors, unified),
+        atol=1e-4 * np.abs(unified).max())
+
+
+def test_min_static_keeps_conjugate_pairs_and_skips_the_nullspace():
+    z, *_ = _linear_system(seed=9, static=(0.8 * np.exp(0.4j), ),
+                           dynamic=(0.1, -0.5, 0.2 * np.exp(2.0j)))
+    result = kp.koopman_split(z, min_static=1)
+    # the nearest eigenvalue is one of a conjugate pair: both are static
+    assert result.num_static.tolist() == [2] * 4
+    assert torch.isfinite(result.static).all()
+    zero = kp.koopman_split(torch.zeros(2, 16, 8), min_static=3)
+    assert zero.num_static.tolist() == [0, 0]  # lambda = 0 is never static
+
+
+def _static_plus_rotation(seed: int) -> torch.Tensor:
+    """A static mode (lambda = 1) plus one full turn over T = 8 frames, so
+    the temporal mean of the dynamic part is exactly 0."""
+    return _linear_system(seed=seed, static=(1.0, ),
+                          dynamic=(np.exp(2j * np.pi / 8), ))[0]
+
+
+def test_dynamic_pools_summarise_the_dynamic_part_over_time():
+    z = _static_plus_rotation(seed=10)
+    pools = {
+        pool: kp.koopman_split(z, dynamic_pool=pool)
+        for pool in kp.DYNAMIC_POOLS
+    }
+    for result in pools.values():
+        torch.testing.assert_close(result.static, pools['mean'].static)
+        assert result.num_static.tolist() == [1] * 4
+    # the paper's Z_M = T_M mean_t z_t cancels a full turn ...
+    assert pools['mean'].dynamic.abs().max() < 1e-5 * z.abs().max()
+    # ... std and abs_mean keep its amplitude; the static part is constant
+    dynamic = z - z.mean(-1, keepdim=True)
+    torch.testing.assert_close(pools['std'].dynamic,
+                               z.std(-1, unbiased=False).float(),
+                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(pools['abs_mean'].dynamic,
+                               dynamic.abs().mean(-1).float(),
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('dynamic_pool', ['std', 'abs_mean'])
+@pytest.mark.parametrize('split', kp.SPLITS)
+def test_pooled_and_forced_splits_are_finite_on_degenerate_input(
+        dynamic_pool, split):
+    for name, z in _degenerate_batches():
+        z = z.clone().requires_grad_()
+        result = kp.koopman_split(z, split=split, min_static=1,
+                                  dynamic_pool=dynamic_pool)
+        loss = result.static.square().sum() + result.dynamic.sum()
+        grad = torch.autograd.grad(loss, z)[0]
+        assert torch.isfinite(loss) and torch.isfinite(grad).all(), name
+
+
 def test_native_backward_fails_where_safe_does_not():
     """The reason for the safe backward: repeated eigenvalues (a constant
     clip has six zero singular values) make PyTorch's gradient non-finite."""
@@ -359,6 +430,10 @@ def test_outputs_are_float32_under_autocast():
     (dict(split='orthogonal'), "split='orthogonal'"),
     (dict(spectral_grad='clip'), "spectral_grad='clip'"),
     (dict(rank_tol=0.0), 'rank_tol=0.0'),
+    (dict(min_static=-1), 'min_static=-1'),
+    (dict(min_static=1.5), 'min_static=1.5'),
+    (dict(min_static=True), 'min_static=True'),
+    (dict(dynamic_pool='max'), "dynamic_pool='max'"),
 ])
 def test_bad_split_options_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):

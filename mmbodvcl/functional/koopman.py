@@ -47,12 +47,16 @@ from torch import Tensor
 SPLITS = ('projector', 'eigenvalue_weighted')
 ESTIMATORS = ('literal', 'ridge', 'cross_view')
 SPECTRAL_GRADS = ('safe', 'detach', 'native')
+DYNAMIC_POOLS = ('mean', 'std', 'abs_mean')
 
 # Squared singular values below this are zero whatever ``rank_tol`` says, so
 # an all-zero clip has rank 0 instead of dividing by zero.
 _ABS_SQ_SINGULAR_FLOOR = 1e-30
 # Floor on the ridge strength, for all-zero clips (where trace(X^T X) = 0).
 _ABS_RIDGE_FLOOR = 1e-12
+# Added to the temporal variance before the square root of
+# ``dynamic_pool='std'``, whose gradient is infinite at zero variance.
+_STD_FLOOR = 1e-12
 
 
 @dataclass
@@ -61,11 +65,13 @@ class KoopmanSplit:
 
     Attributes:
         static: ``(B, M)`` Z_A = T_A mean_t z_t.
-        dynamic: ``(B, M)`` Z_M (``unified - static`` for the projector split).
+        dynamic: ``(B, M)`` Z_M (``unified - static`` for the projector split
+            and ``dynamic_pool='mean'``).
         unified: ``(B, M)`` Z = mean_t z_t.
         eigvals: ``(B, r)`` complex eigenvalues of the reduced operator
             (truncated directions appear as 0), sorted by ``|lambda - 1|``.
-        static_mask: ``(B, r)`` bool, ``|lambda - 1| < xi``, same order.
+        static_mask: ``(B, r)`` bool, ``|lambda - 1| < xi`` (see
+            :func:`static_mask` for ``min_static``), same order.
         num_static: ``(B,)`` number of static modes per video.
     """
     static: Tensor
@@ -142,14 +148,16 @@ class _SafeEigh(torch.autograd.Function):
         return (grad + grad.mT) / 2, None
 
 
-def _spectral_weights(eigvals: Tensor, xi: float, split: str):
+def _spectral_weights(eigvals: Tensor, xi: float, split: str,
+                      min_static: int):
     """``g(lambda)``, ``g'(lambda)`` and the static mask of the spectral
     function behind ``T_A``: ``mask / lambda`` (projector) or ``mask``."""
-    mask = static_mask(eigvals, xi)
+    mask = static_mask(eigvals, xi, min_static)
     ones, zeros = torch.ones_like(eigvals), torch.zeros_like(eigvals)
     if split == 'eigenvalue_weighted':
         return mask.to(eigvals.dtype), zeros, mask
-    # static modes have |lambda| > 1 - xi > 0, so 1/lambda is bounded
+    # static modes have |lambda - 1| < 1 (< xi unless forced by min_static),
+    # so |lambda| > 0 and 1/lambda is bounded
     inverse = torch.where(mask, 1 / torch.where(mask, eigvals, ones), zeros)
     return inverse, -inverse.square(), mask
 
@@ -168,9 +176,10 @@ class _StaticFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, matrix: Tensor, xi: float, split: str,
-                spectral_eps: float):
+                spectral_eps: float, min_static: int):
         eigvals, eigvecs = torch.linalg.eig(matrix)
-        values, derivatives, mask = _spectral_weights(eigvals, xi, split)
+        values, derivatives, mask = _spectral_weights(eigvals, xi, split,
+                                                      min_static)
         inverse = torch.linalg.inv(eigvecs)
         result = ((eigvecs * values.unsqueeze(-2)) @ inverse).real
         ctx.save_for_backward(eigvals, eigvecs, inverse, values,
@@ -202,17 +211,19 @@ class _StaticFunction(torch.autograd.Function):
                 derivatives)
         grad = grad_result.to(eigvecs.dtype)
         inner = divided.conj() * (eigvecs.mH @ grad @ inverse.mH)
-        return (inverse.mH @ inner @ eigvecs.mH).real, None, None, None
+        return (inverse.mH @ inner @ eigvecs.mH).real, None, None, None, None
 
 
 def _static_function(reduced: Tensor, xi: float, split: str,
-                     spectral_grad: str, spectral_eps: float):
+                     spectral_grad: str, spectral_eps: float,
+                     min_static: int):
     """``(F (B, r, r) real, eigvals (B, r))``; see :class:`_StaticFunction`.
     """
     if spectral_grad == 'safe':
-        return _StaticFunction.apply(reduced, xi, split, spectral_eps)
+        return _StaticFunction.apply(reduced, xi, split, spectral_eps,
+                                     min_static)
     eigvals, eigvecs = torch.linalg.eig(reduced)
-    values, _, _ = _spectral_weights(eigvals, xi, split)
+    values, _, _ = _spectral_weights(eigvals, xi, split, min_static)
     result = (eigvecs * values.unsqueeze(-2)) @ torch.linalg.inv(eigvecs)
     return result.real, eigvals.detach()
 
@@ -245,7 +256,9 @@ def check_options(xi: float = 0.1,
                   ridge: float = 1e-6,
                   rank_tol: float = 1e-4,
                   spectral_grad: str = 'safe',
-                  spectral_eps: float = 1e-10) -> None:
+                  spectral_eps: float = 1e-10,
+                  min_static: int = 0,
+                  dynamic_pool: str = 'mean') -> None:
     """Refuse bad hyper-parameters with a message naming the value."""
     if not 0 < xi < 1:
         raise ValueError(f'xi={xi!r}: the static threshold |lambda - 1| < xi '
@@ -270,6 +283,13 @@ def check_options(xi: float = 0.1,
         raise ValueError(f'rank_tol={rank_tol!r}: expected 0 < rank_tol < 1')
     if not spectral_eps > 0:
         raise ValueError(f'spectral_eps={spectral_eps!r}: must be > 0')
+    if isinstance(min_static, bool) or not isinstance(
+            min_static, int) or min_static < 0:
+        raise ValueError(f'min_static={min_static!r}: expected an int >= 0 '
+                         '(modes nearest lambda = 1 counted as static)')
+    if dynamic_pool not in DYNAMIC_POOLS:
+        raise ValueError(f'dynamic_pool={dynamic_pool!r}: expected one of '
+                         f'{DYNAMIC_POOLS}')
 
 
 def _as_float64(z: Tensor) -> Tensor:
@@ -320,16 +340,32 @@ def reduced_dmd(z: Tensor,
     return ReducedDMD(prev, nxt, right_basis, reduced, rank)
 
 
-def static_mask(eigvals: Tensor, xi: float) -> Tensor:
-    """``|lambda - 1| < xi``: modes that stay constant over time."""
-    return (eigvals - 1).abs() < xi
+def static_mask(eigvals: Tensor, xi: float, min_static: int = 0) -> Tensor:
+    """``|lambda - 1| < xi``: modes that stay constant over time.
+
+    With ``min_static = k > 0`` the k eigenvalues nearest 1 count as static
+    too, provided ``|lambda - 1| < 1`` (so ``1 / lambda`` stays bounded);
+    ties (a complex-conjugate pair) are kept together so that ``T_A`` stays
+    real. ``k = 0`` is the paper's rule, under which a clip whose spectrum
+    has nothing within ``xi`` of 1 gets ``Z_A = 0``.
+    """
+    distance = (eigvals - 1).abs()
+    mask = distance < xi
+    if min_static > 0:
+        count = min(min_static, distance.shape[-1])
+        kth = distance.kthvalue(count, dim=-1, keepdim=True).values
+        # conjugates differ in distance by rounding only
+        nearest = distance <= kth * (1 + 1e-9) + 1e-12
+        mask = mask | (nearest & (distance < 1))
+    return mask
 
 
 def reduced_static_operator(dmd: ReducedDMD,
                             xi: float = 0.1,
                             split: str = 'projector',
                             spectral_grad: str = 'safe',
-                            spectral_eps: float = 1e-10):
+                            spectral_eps: float = 1e-10,
+                            min_static: int = 0):
     """``T_A`` of each clip in reduced coordinates, without forming it.
 
     ``T_A = Y (V S^-1) F (V S^-1)^T X^T`` with ``F = W diag(g) W^-1``:
@@ -340,11 +376,13 @@ def reduced_static_operator(dmd: ReducedDMD,
       = ``Phi_full diag(mask * lambda) Phi_full^-1``, the official code's
       form (not a projector; ``T_A + T_M = K``, not ``I``).
 
+    ``min_static``: see :func:`static_mask`.
+
     Returns:
         ``F`` ``(B, r, r)`` float64 and the eigenvalues ``(B, r)`` of ``A~``.
     """
     return _static_function(dmd.reduced, xi, split, spectral_grad,
-                            spectral_eps)
+                            spectral_eps, min_static)
 
 
 def _apply(dmd: ReducedDMD, operator: Tensor, vectors: Tensor) -> Tensor:
@@ -357,12 +395,32 @@ def apply_static_operator(dmd: ReducedDMD,
                           xi: float = 0.1,
                           split: str = 'projector',
                           spectral_grad: str = 'safe',
-                          spectral_eps: float = 1e-10) -> Tensor:
+                          spectral_eps: float = 1e-10,
+                          min_static: int = 0) -> Tensor:
     """``T_A`` of each clip applied to ``vectors (B, M, k)``: ``(B, M, k)``
     float64; see :func:`reduced_static_operator`."""
     operator, _ = reduced_static_operator(dmd, xi, split, spectral_grad,
-                                          spectral_eps)
+                                          spectral_eps, min_static)
     return _apply(dmd, operator, vectors)
+
+
+def _koopman_image(dmd: ReducedDMD, vectors: Tensor) -> Tensor:
+    """``K v = Y (V S^-1)(V S^-1)^T X^T v`` of ``vectors (B, M, k)``."""
+    return dmd.next @ (dmd.right_basis @ (
+        dmd.right_basis.mT @ (dmd.prev.mT @ vectors)))
+
+
+def _pooled_dynamic(dmd: ReducedDMD, operator: Tensor, frames: Tensor,
+                    split: str, dynamic_pool: str) -> Tensor:
+    """``T_M z_t`` of every frame, pooled over time by ``std`` or
+    ``abs_mean``: ``(B, M, 1)``."""
+    image = frames if split == 'projector' else _koopman_image(dmd, frames)
+    dynamic = image - _apply(dmd, operator, frames)
+    if dynamic_pool == 'abs_mean':
+        return dynamic.abs().mean(dim=-1, keepdim=True)
+    # the floor keeps the gradient of sqrt finite for constant features
+    return (dynamic.var(dim=-1, keepdim=True, unbiased=False) +
+            _STD_FLOOR).sqrt()
 
 
 def koopman_split(z: Tensor,
@@ -370,7 +428,9 @@ def koopman_split(z: Tensor,
                   split: str = 'projector',
                   rank_tol: float = 1e-4,
                   spectral_grad: str = 'safe',
-                  spectral_eps: float = 1e-10) -> KoopmanSplit:
+                  spectral_eps: float = 1e-10,
+                  min_static: int = 0,
+                  dynamic_pool: str = 'mean') -> KoopmanSplit:
     """Split the temporal mean of each clip into static and dynamic parts.
 
     Args:
@@ -379,29 +439,38 @@ def koopman_split(z: Tensor,
         split: ``'projector'`` (Z_A + Z_M = Z) or ``'eigenvalue_weighted'``
             (Z_A + Z_M = K Z, the official code).
         rank_tol, spectral_grad, spectral_eps: See :func:`reduced_dmd`.
+        min_static: At least this many modes (the eigenvalues nearest 1)
+            are static; 0 is the paper's rule (see :func:`static_mask`).
+        dynamic_pool: How Z_M summarises the dynamic part ``T_M z_t`` over
+            time: ``'mean'`` (the paper, ``T_M mean_t z_t``), ``'std'``
+            (temporal standard deviation per dimension) or ``'abs_mean'``
+            (mean of ``|T_M z_t|``). The mean of an oscillating mode
+            cancels; the other two keep its amplitude.
 
     Returns:
         :class:`KoopmanSplit`, float32 features.
     """
     check_options(xi=xi, split=split, rank_tol=rank_tol,
-                  spectral_grad=spectral_grad, spectral_eps=spectral_eps)
+                  spectral_grad=spectral_grad, spectral_eps=spectral_eps,
+                  min_static=min_static, dynamic_pool=dynamic_pool)
     dmd = reduced_dmd(z, rank_tol, spectral_grad, spectral_eps)
     with torch.autocast(device_type=z.device.type, enabled=False):
-        unified = _as_float64(z).mean(dim=-1, keepdim=True)
+        frames = _as_float64(z)
+        unified = frames.mean(dim=-1, keepdim=True)
         operator, eigvals = reduced_static_operator(dmd, xi, split,
                                                     spectral_grad,
-                                                    spectral_eps)
+                                                    spectral_eps, min_static)
         static = _apply(dmd, operator, unified)
-        if split == 'projector':
+        if dynamic_pool != 'mean':
+            dynamic = _pooled_dynamic(dmd, operator, frames, split,
+                                      dynamic_pool)
+        elif split == 'projector':
             dynamic = unified - static
         else:
-            # K v = Y (V S^-1)(V S^-1)^T X^T v, minus the static part
-            koopman_image = dmd.next @ (dmd.right_basis @ (
-                dmd.right_basis.mT @ (dmd.prev.mT @ unified)))
-            dynamic = koopman_image - static
+            dynamic = _koopman_image(dmd, unified) - static
     order = (eigvals - 1).abs().argsort(dim=-1)
     eigvals = eigvals.gather(-1, order)
-    mask = static_mask(eigvals, xi)
+    mask = static_mask(eigvals, xi, min_static)
     return KoopmanSplit(
         static=static.squeeze(-1).float(),
         dynamic=dynamic.squeeze(-1).float(),
