@@ -214,6 +214,24 @@ def test_koopman_unified_contrast_is_the_plus_lpred_ablation():
     assert 'loss_pred' in out.lower_losses and not out.statistics
 
 
+def test_koopman_split_options_reach_the_split():
+    """``min_static`` adds the modes nearest 1 (within |lambda - 1| < 1) to
+    the static part; ``dynamic_pool`` changes how Z_M pools time (no longer
+    Z - Z_A)."""
+    torch.manual_seed(0)
+    views = [torch.randn(3, 8, 5), torch.randn(3, 8, 5)]
+    plain = KoopmanDecoupler(xi=0.01)(torch.nn.Identity(), views)
+    forced = KoopmanDecoupler(xi=0.01, min_static=2)(torch.nn.Identity(),
+                                                     views)
+    assert forced.statistics['num_static_modes'] > plain.statistics[
+        'num_static_modes']
+    std = KoopmanDecoupler(dynamic_pool='std')(torch.nn.Identity(), views)
+    mean = KoopmanDecoupler()(torch.nn.Identity(), views)
+    torch.testing.assert_close(std.parts['static'], mean.parts['static'])
+    assert (std.parts['dynamic'] >= 0).all()
+    assert not torch.allclose(std.parts['dynamic'], mean.parts['dynamic'])
+
+
 @pytest.mark.parametrize('kwargs,match', [
     (dict(xi=0.0), 'xi=0.0'),
     (dict(xi=-0.1), 'xi=-0.1'),
@@ -222,6 +240,8 @@ def test_koopman_unified_contrast_is_the_plus_lpred_ablation():
     (dict(spectral_grad='none'), "spectral_grad='none'"),
     (dict(nu=-1.0), 'nu=-1.0'),
     (dict(contrast='both'), "contrast='both'"),
+    (dict(min_static=-1), 'min_static=-1'),
+    (dict(dynamic_pool='max'), "dynamic_pool='max'"),
 ])
 def test_bad_koopman_config_is_refused_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):

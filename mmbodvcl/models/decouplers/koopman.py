@@ -36,6 +36,12 @@ class KoopmanDecoupler(BaseDecoupler):
         contrast: ``'split'`` (parts ``static`` and ``dynamic``: BOD-VCL) or
             ``'unified'`` (part ``unified``, Z = mean_t z, with L_pred as the
             lower-level loss: the "+ L_pred" ablation).
+        min_static: The ``min_static`` modes nearest 1 count as static even
+            outside the xi disc (0, the paper: none), so the static part is
+            never empty.
+        dynamic_pool: How Z_M pools the time-variant part ``T_M z_t`` over
+            time: ``'mean'`` (the paper: the temporal mean), ``'std'`` or
+            ``'abs_mean'`` (keep what varies, which a mean cancels).
     """
     has_lower_loss = True
 
@@ -48,16 +54,21 @@ class KoopmanDecoupler(BaseDecoupler):
                  rank_tol: float = 1e-4,
                  spectral_grad: str = 'safe',
                  spectral_eps: float = 1e-10,
-                 contrast: str = 'split') -> None:
+                 contrast: str = 'split',
+                 min_static: int = 0,
+                 dynamic_pool: str = 'mean') -> None:
         super().__init__()
         check_options(xi=xi, split=split, estimator=estimator, nu=nu,
                       ridge=ridge, rank_tol=rank_tol,
-                      spectral_grad=spectral_grad, spectral_eps=spectral_eps)
+                      spectral_grad=spectral_grad, spectral_eps=spectral_eps,
+                      min_static=min_static, dynamic_pool=dynamic_pool)
         if contrast not in CONTRASTS:
             raise ValueError(f'KoopmanDecoupler: contrast={contrast!r}, '
                              f'expected one of {CONTRASTS}')
         self.xi = xi
         self.split_mode = split
+        self.split_cfg = dict(min_static=min_static,
+                              dynamic_pool=dynamic_pool)
         self.contrast = contrast
         self.spectral_cfg = dict(rank_tol=rank_tol,
                                  spectral_grad=spectral_grad,
@@ -77,7 +88,8 @@ class KoopmanDecoupler(BaseDecoupler):
         """Static/dynamic split of per-frame embeddings ``(B, M, T)`` at this
         decoupler's threshold, or at ``xi`` (e.g. for a probe)."""
         return koopman_split(z, xi=self.xi if xi is None else xi,
-                             split=self.split_mode, **self.spectral_cfg)
+                             split=self.split_mode, **self.split_cfg,
+                             **self.spectral_cfg)
 
     def prediction_loss(self, views: Sequence[Tensor]) -> Dict[str, Tensor]:
         """L_pred of V per-frame embeddings ``(N, M, T)``: ``loss_pred``
