@@ -49,6 +49,15 @@ ESTIMATORS = ('literal', 'ridge', 'cross_view')
 SPECTRAL_GRADS = ('safe', 'detach', 'native')
 DYNAMIC_POOLS = ('mean', 'std', 'abs_mean')
 
+# The defaults of every function here and of KoopmanDecoupler, in one place:
+# the paper's static threshold and orthogonality weight (sec. 5.1), and the
+# numerical settings of docs/koopman.md.
+DEFAULT_XI = 0.1
+DEFAULT_NU = 1e-4
+DEFAULT_RANK_TOL = 1e-4
+DEFAULT_SPECTRAL_GRAD = 'safe'
+DEFAULT_SPECTRAL_EPS = 1e-10
+
 # Squared singular values below this are zero whatever ``rank_tol`` says, so
 # an all-zero clip has rank 0 instead of dividing by zero.
 _ABS_SQ_SINGULAR_FLOOR = 1e-30
@@ -249,14 +258,14 @@ def check_features(z: Tensor, name: str = 'z') -> None:
                          'fit needs T >= 2 (at least one transition)')
 
 
-def check_options(xi: float = 0.1,
+def check_options(xi: float = DEFAULT_XI,
                   split: str = 'projector',
                   estimator: str = 'cross_view',
-                  nu: float = 1e-4,
+                  nu: float = DEFAULT_NU,
                   ridge: float = 1e-6,
-                  rank_tol: float = 1e-4,
-                  spectral_grad: str = 'safe',
-                  spectral_eps: float = 1e-10,
+                  rank_tol: float = DEFAULT_RANK_TOL,
+                  spectral_grad: str = DEFAULT_SPECTRAL_GRAD,
+                  spectral_eps: float = DEFAULT_SPECTRAL_EPS,
                   min_static: int = 0,
                   dynamic_pool: str = 'mean') -> None:
     """Refuse bad hyper-parameters with a message naming the value."""
@@ -314,9 +323,9 @@ def _pinv_gram(prev: Tensor, rank_tol: float, spectral_grad: str,
 
 
 def reduced_dmd(z: Tensor,
-                rank_tol: float = 1e-4,
-                spectral_grad: str = 'safe',
-                spectral_eps: float = 1e-10) -> ReducedDMD:
+                rank_tol: float = DEFAULT_RANK_TOL,
+                spectral_grad: str = DEFAULT_SPECTRAL_GRAD,
+                spectral_eps: float = DEFAULT_SPECTRAL_EPS) -> ReducedDMD:
     """Exact DMD of each clip; never forms the ``M x M`` operator.
 
     Args:
@@ -361,10 +370,10 @@ def static_mask(eigvals: Tensor, xi: float, min_static: int = 0) -> Tensor:
 
 
 def reduced_static_operator(dmd: ReducedDMD,
-                            xi: float = 0.1,
+                            xi: float = DEFAULT_XI,
                             split: str = 'projector',
-                            spectral_grad: str = 'safe',
-                            spectral_eps: float = 1e-10,
+                            spectral_grad: str = DEFAULT_SPECTRAL_GRAD,
+                            spectral_eps: float = DEFAULT_SPECTRAL_EPS,
                             min_static: int = 0):
     """``T_A`` of each clip in reduced coordinates, without forming it.
 
@@ -392,10 +401,10 @@ def _apply(dmd: ReducedDMD, operator: Tensor, vectors: Tensor) -> Tensor:
 
 def apply_static_operator(dmd: ReducedDMD,
                           vectors: Tensor,
-                          xi: float = 0.1,
+                          xi: float = DEFAULT_XI,
                           split: str = 'projector',
-                          spectral_grad: str = 'safe',
-                          spectral_eps: float = 1e-10,
+                          spectral_grad: str = DEFAULT_SPECTRAL_GRAD,
+                          spectral_eps: float = DEFAULT_SPECTRAL_EPS,
                           min_static: int = 0) -> Tensor:
     """``T_A`` of each clip applied to ``vectors (B, M, k)``: ``(B, M, k)``
     float64; see :func:`reduced_static_operator`."""
@@ -424,11 +433,11 @@ def _pooled_dynamic(dmd: ReducedDMD, operator: Tensor, frames: Tensor,
 
 
 def koopman_split(z: Tensor,
-                  xi: float = 0.1,
+                  xi: float = DEFAULT_XI,
                   split: str = 'projector',
-                  rank_tol: float = 1e-4,
-                  spectral_grad: str = 'safe',
-                  spectral_eps: float = 1e-10,
+                  rank_tol: float = DEFAULT_RANK_TOL,
+                  spectral_grad: str = DEFAULT_SPECTRAL_GRAD,
+                  spectral_eps: float = DEFAULT_SPECTRAL_EPS,
                   min_static: int = 0,
                   dynamic_pool: str = 'mean') -> KoopmanSplit:
     """Split the temporal mean of each clip into static and dynamic parts.
@@ -481,9 +490,9 @@ def koopman_split(z: Tensor,
 
 
 def full_koopman_split(z: Tensor,
-                       xi: float = 0.1,
+                       xi: float = DEFAULT_XI,
                        split: str = 'projector',
-                       rank_tol: float = 1e-4) -> KoopmanSplit:
+                       rank_tol: float = DEFAULT_RANK_TOL) -> KoopmanSplit:
     """Reference path: ``eig`` of the full ``M x M`` ``K = Y X^+`` (the paper
     and official code), with PyTorch's own backward. For tests and
     benchmarks; ill-conditioned by its ``M - r`` zero eigenvalues."""
@@ -540,11 +549,11 @@ def _orthogonality(prev: Tensor, nxt: Tensor, coupling: Tensor) -> Tensor:
 
 def koopman_prediction_loss(views: Sequence[Tensor],
                             estimator: str = 'cross_view',
-                            nu: float = 1e-4,
+                            nu: float = DEFAULT_NU,
                             ridge: float = 1e-6,
-                            rank_tol: float = 1e-4,
-                            spectral_grad: str = 'safe',
-                            spectral_eps: float = 1e-10
+                            rank_tol: float = DEFAULT_RANK_TOL,
+                            spectral_grad: str = DEFAULT_SPECTRAL_GRAD,
+                            spectral_eps: float = DEFAULT_SPECTRAL_EPS
                             ) -> KoopmanPredictionLoss:
     """L_pred = MSE(K X, Y) + nu ||K^T K - I||_F^2 (eq. 19), three estimators.
 

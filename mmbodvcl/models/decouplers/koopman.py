@@ -4,8 +4,12 @@ from typing import Dict, List, Optional, Sequence
 from mmaction.registry import MODELS
 from torch import Tensor
 
-from mmbodvcl.functional import (KoopmanSplit, check_options,
-                                 koopman_prediction_loss, koopman_split)
+from mmbodvcl.functional.koopman import (DEFAULT_NU, DEFAULT_RANK_TOL,
+                                         DEFAULT_SPECTRAL_EPS,
+                                         DEFAULT_SPECTRAL_GRAD, DEFAULT_XI,
+                                         KoopmanSplit, check_options,
+                                         koopman_prediction_loss,
+                                         koopman_split)
 from .base import BaseDecoupler, Decoupled, Encoder, encode_views
 
 CONTRASTS = ('split', 'unified')
@@ -46,14 +50,14 @@ class KoopmanDecoupler(BaseDecoupler):
     has_lower_loss = True
 
     def __init__(self,
-                 xi: float = 0.1,
-                 nu: float = 1e-4,
+                 xi: float = DEFAULT_XI,
+                 nu: float = DEFAULT_NU,
                  estimator: str = 'cross_view',
                  ridge: float = 1e-6,
                  split: str = 'projector',
-                 rank_tol: float = 1e-4,
-                 spectral_grad: str = 'safe',
-                 spectral_eps: float = 1e-10,
+                 rank_tol: float = DEFAULT_RANK_TOL,
+                 spectral_grad: str = DEFAULT_SPECTRAL_GRAD,
+                 spectral_eps: float = DEFAULT_SPECTRAL_EPS,
                  contrast: str = 'split',
                  min_static: int = 0,
                  dynamic_pool: str = 'mean') -> None:
