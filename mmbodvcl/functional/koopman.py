@@ -547,6 +547,23 @@ def _orthogonality(prev: Tensor, nxt: Tensor, coupling: Tensor) -> Tensor:
             prev.shape[-2])
 
 
+def _check_views(views: Sequence[Tensor], estimator: str) -> None:
+    """Refuse anything but V >= 1 (>= 2 for ``cross_view``) same-shaped
+    ``(N, M, T)`` views."""
+    if isinstance(views, Tensor) or len(views) == 0:
+        raise TypeError('views must be a non-empty list of (N, M, T) '
+                        'tensors, one per view')
+    for index, view in enumerate(views):
+        check_features(view, f'views[{index}]')
+        if view.shape != views[0].shape:
+            raise ValueError(f'views[{index}] has shape {tuple(view.shape)}, '
+                             f'views[0] has {tuple(views[0].shape)}; all '
+                             'views must share (N, M, T)')
+    if estimator == 'cross_view' and len(views) < 2:
+        raise ValueError(f"estimator='cross_view' needs at least 2 views of "
+                         f'each video, got {len(views)}')
+
+
 def koopman_prediction_loss(views: Sequence[Tensor],
                             estimator: str = 'cross_view',
                             nu: float = DEFAULT_NU,
@@ -555,7 +572,8 @@ def koopman_prediction_loss(views: Sequence[Tensor],
                             spectral_grad: str = DEFAULT_SPECTRAL_GRAD,
                             spectral_eps: float = DEFAULT_SPECTRAL_EPS
                             ) -> KoopmanPredictionLoss:
-    """L_pred = MSE(K X, Y) + nu ||K^T K - I||_F^2 (eq. 19), three estimators.
+    """L_pred = MSE(K X, Y) + nu ||K^T K - I||_F^2 (eq. 19), three estimators
+    (returns a :class:`KoopmanPredictionLoss`).
 
     * ``literal``: K = Y X^+ on each view and scored on the same view (eq.
       18-19). With M >= T-1 it reproduces the transitions exactly, so the
@@ -577,24 +595,10 @@ def koopman_prediction_loss(views: Sequence[Tensor],
         ridge: Relative ridge strength (``ridge`` and ``cross_view``).
         rank_tol, spectral_grad, spectral_eps: See :func:`reduced_dmd`
             (``'detach'`` behaves like ``'safe'`` here: L_pred must train).
-
-    Returns:
-        :class:`KoopmanPredictionLoss`.
     """
     check_options(estimator=estimator, nu=nu, ridge=ridge, rank_tol=rank_tol,
                   spectral_grad=spectral_grad, spectral_eps=spectral_eps)
-    if isinstance(views, Tensor) or len(views) == 0:
-        raise TypeError('views must be a non-empty list of (N, M, T) '
-                        'tensors, one per view')
-    for index, view in enumerate(views):
-        check_features(view, f'views[{index}]')
-        if view.shape != views[0].shape:
-            raise ValueError(f'views[{index}] has shape {tuple(view.shape)}, '
-                             f'views[0] has {tuple(views[0].shape)}; all '
-                             'views must share (N, M, T)')
-    if estimator == 'cross_view' and len(views) < 2:
-        raise ValueError(f"estimator='cross_view' needs at least 2 views of "
-                         f'each video, got {len(views)}')
+    _check_views(views, estimator)
     grad_mode = 'safe' if spectral_grad == 'detach' else spectral_grad
     with torch.autocast(device_type=views[0].device.type, enabled=False):
         pairs = [(_as_float64(v)[..., :-1], _as_float64(v)[..., 1:])

@@ -126,6 +126,62 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def write_eigenvalues(model, decoupler: KoopmanDecoupler,
+                      videos: List[str], clip, path: str,
+                      num_examples: int) -> Tuple[list, list, list]:
+    """Eigenvalues of every video into ``path`` (CSV); returns them, their
+    static masks and the per-frame embeddings of the first
+    ``num_examples`` videos."""
+    all_eigvals, all_static, examples = [], [], []
+    with open(path, 'w', newline='') as f, torch.no_grad():
+        writer = csv.writer(f)
+        writer.writerow(
+            ['video', 'index', 'real', 'imag', 'distance_to_1', 'static'])
+        for video in videos:
+            z = model.encode(clip(video))  # (1, M, T)
+            split = decoupler.split(z)
+            eigvals = split.eigvals[0].cpu().numpy()
+            static = split.static_mask[0].cpu().numpy()
+            for index, (value, is_static) in enumerate(zip(eigvals, static)):
+                writer.writerow([
+                    video, index, f'{value.real:.6f}', f'{value.imag:.6f}',
+                    f'{abs(value - 1):.6f}', int(is_static)
+                ])
+            all_eigvals.append(eigvals)
+            all_static.append(static)
+            if len(examples) < num_examples:
+                examples.append((video, z.cpu()))
+    return all_eigvals, all_static, examples
+
+
+def write_mode_amplitudes(examples: list, decoupler: KoopmanDecoupler,
+                          num_modes: int, out_dir: str) -> List[str]:
+    """``mode_amplitudes.csv`` and one figure per example video; returns
+    the paths written."""
+    written = []
+    amp_csv = osp.join(out_dir, 'mode_amplitudes.csv')
+    with open(amp_csv, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['video', 'mode', 'eigenvalue', 't', 'amplitude'])
+        for index, (path, z) in enumerate(examples):
+            coords, eigvals = mode_amplitudes(z, **decoupler.spectral_cfg)
+            order = (eigvals - 1).abs().argsort()[:num_modes]
+            amplitudes = coords[order].abs().numpy()
+            eigvals = eigvals[order].numpy()
+            for mode, (value, row) in enumerate(zip(eigvals, amplitudes)):
+                for t, amplitude in enumerate(row):
+                    writer.writerow([path, mode, f'{value:.6f}', t,
+                                     f'{amplitude:.6f}'])
+            png = osp.join(out_dir,
+                           f'mode_amplitudes_{index:03d}_{short_name(path)}'
+                           '.png')
+            plot_amplitudes(amplitudes, eigvals,
+                            np.abs(eigvals - 1) < decoupler.xi,
+                            f'{osp.basename(path)}: mode amplitudes', png)
+            written.append(png)
+    return written + [amp_csv]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     """Run the tool; returns the paths it wrote."""
     args = parse_args(argv)
@@ -144,57 +200,17 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     pipeline = build_clip_pipeline(args.clip_len, args.frame_interval,
                                    args.short_side, args.crop_size)
     os.makedirs(args.out_dir, exist_ok=True)
-    written = []
 
-    all_eigvals, all_static, examples = [], [], []
     eig_csv = osp.join(args.out_dir, 'eigenvalues.csv')
-    with open(eig_csv, 'w', newline='') as f, torch.no_grad():
-        writer = csv.writer(f)
-        writer.writerow(
-            ['video', 'index', 'real', 'imag', 'distance_to_1', 'static'])
-        for path in videos:
-            clip = clip_tensor(path, pipeline, normaliser, args.device)
-            z = model.encode(clip)  # (1, M, T)
-            split = decoupler.split(z)
-            eigvals = split.eigvals[0].cpu().numpy()
-            static = split.static_mask[0].cpu().numpy()
-            for index, (value, is_static) in enumerate(zip(eigvals, static)):
-                writer.writerow([
-                    path, index, f'{value.real:.6f}', f'{value.imag:.6f}',
-                    f'{abs(value - 1):.6f}', int(is_static)
-                ])
-            all_eigvals.append(eigvals)
-            all_static.append(static)
-            if len(examples) < args.num_examples:
-                examples.append((path, z.cpu()))
-    written.append(eig_csv)
-
+    all_eigvals, all_static, examples = write_eigenvalues(
+        model, decoupler, videos,
+        lambda video: clip_tensor(video, pipeline, normaliser, args.device),
+        eig_csv, args.num_examples)
     eig_png = osp.join(args.out_dir, 'eigenvalues.png')
     plot_eigenvalues(np.concatenate(all_eigvals), np.concatenate(all_static),
                      decoupler.xi, len(videos), eig_png)
-    written.append(eig_png)
-
-    amp_csv = osp.join(args.out_dir, 'mode_amplitudes.csv')
-    with open(amp_csv, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['video', 'mode', 'eigenvalue', 't', 'amplitude'])
-        for index, (path, z) in enumerate(examples):
-            coords, eigvals = mode_amplitudes(z, **decoupler.spectral_cfg)
-            order = (eigvals - 1).abs().argsort()[:args.num_modes]
-            amplitudes = coords[order].abs().numpy()
-            eigvals = eigvals[order].numpy()
-            for mode, (value, row) in enumerate(zip(eigvals, amplitudes)):
-                for t, amplitude in enumerate(row):
-                    writer.writerow([path, mode, f'{value:.6f}', t,
-                                     f'{amplitude:.6f}'])
-            png = osp.join(args.out_dir,
-                           f'mode_amplitudes_{index:03d}_{short_name(path)}'
-                           '.png')
-            plot_amplitudes(amplitudes, eigvals,
-                            np.abs(eigvals - 1) < decoupler.xi,
-                            f'{osp.basename(path)}: mode amplitudes', png)
-            written.append(png)
-    written.append(amp_csv)
+    written = [eig_csv, eig_png] + write_mode_amplitudes(
+        examples, decoupler, args.num_modes, args.out_dir)
 
     num_static = np.array([s.sum() for s in all_static])
     print(f'Koopman spectrum of {len(videos)} videos: '

@@ -113,6 +113,77 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def video_similarities(model, videos: List[str], clip) -> List[Tensor]:
+    """The frame-by-frame cosine similarity matrix of every video."""
+    matrices = []
+    with torch.no_grad():
+        for path in videos:
+            features = per_frame_features(model, clip(path))[0].cpu()
+            try:
+                matrices.append(cosine_similarity_matrix(features))
+            except ValueError as error:
+                raise ValueError(f'video {path!r}: {error}') from error
+    if len({m.shape[0] for m in matrices}) != 1:
+        raise ValueError('videos gave different numbers of feature frames: '
+                         f'{sorted({m.shape[0] for m in matrices})}')
+    return matrices
+
+
+def write_rows(path: str, header: List[str], rows) -> str:
+    """A CSV file of ``header`` and ``rows``; returns ``path``."""
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_tables(names: List[str], matrices: List[Tensor], curves: Tensor,
+                 out_dir: str) -> List[str]:
+    """The similarity matrices, the mean +- std by lag and the per-video
+    curves as CSV files."""
+    mean, std = curves.mean(dim=0), curves.std(dim=0, unbiased=False)
+    return [
+        write_rows(
+            osp.join(out_dir, 'similarity_matrices.csv'),
+            ['video', 'i', 'j', 'similarity'],
+            ([name, i, j, f'{value:.6f}']
+             for name, similarity in zip(names, matrices)
+             for i, row in enumerate(similarity.tolist())
+             for j, value in enumerate(row))),
+        write_rows(
+            osp.join(out_dir, 'similarity_by_lag.csv'),
+            ['lag', 'mean', 'std', 'num_videos'],
+            ([lag, f'{m:.6f}', f'{s:.6f}', len(names)]
+             for lag, (m, s) in enumerate(zip(mean.tolist(), std.tolist())))),
+        write_rows(
+            osp.join(out_dir, 'per_video_similarity_by_lag.csv'),
+            ['video'] + [f'lag_{k}' for k in range(len(mean))],
+            ([name] + [f'{v:.6f}' for v in curve]
+             for name, curve in zip(names, curves.tolist()))),
+    ]
+
+
+def write_figures(names: List[str], matrices: List[Tensor], curves: Tensor,
+                  num_examples: int, out_dir: str) -> List[str]:
+    """The mean matrix, the first ``num_examples`` matrices and the lag
+    curve as PNG files."""
+    mean_png = osp.join(out_dir, 'similarity_matrix_mean.png')
+    plot_matrix(torch.stack(matrices).mean(dim=0),
+                f'mean over {len(names)} videos', mean_png)
+    written = [mean_png]
+    for index, (name, similarity) in enumerate(
+            zip(names[:num_examples], matrices)):
+        png = osp.join(out_dir,
+                       f'similarity_matrix_{index:03d}_{short_name(name)}.png')
+        plot_matrix(similarity, osp.basename(name), png)
+        written.append(png)
+    lag_png = osp.join(out_dir, 'similarity_by_lag.png')
+    plot_lags(curves.mean(dim=0), curves.std(dim=0, unbiased=False),
+              len(names), lag_png)
+    return written + [lag_png]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     """Run the tool; returns the paths it wrote."""
     args = parse_args(argv)
@@ -123,68 +194,15 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     pipeline = build_clip_pipeline(args.clip_len, args.frame_interval,
                                    args.short_side, args.crop_size)
     os.makedirs(args.out_dir, exist_ok=True)
-    written = []
-
-    matrices, lag_curves, names = [], [], []
-    with torch.no_grad():
-        for path in videos:
-            clip = clip_tensor(path, pipeline, normaliser, args.device)
-            features = per_frame_features(model, clip)[0].cpu()
-            try:
-                similarity = cosine_similarity_matrix(features)
-            except ValueError as error:
-                raise ValueError(f'video {path!r}: {error}') from error
-            matrices.append(similarity)
-            lag_curves.append(similarity_by_lag(similarity))
-            names.append(path)
-    if len({m.shape[0] for m in matrices}) != 1:
-        raise ValueError('videos gave different numbers of feature frames: '
-                         f'{sorted({m.shape[0] for m in matrices})}')
-
-    matrix_csv = osp.join(args.out_dir, 'similarity_matrices.csv')
-    with open(matrix_csv, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['video', 'i', 'j', 'similarity'])
-        for name, similarity in zip(names, matrices):
-            for i, row in enumerate(similarity.tolist()):
-                for j, value in enumerate(row):
-                    writer.writerow([name, i, j, f'{value:.6f}'])
-    written.append(matrix_csv)
-
-    curves = torch.stack(lag_curves)  # (num_videos, T)
-    mean = curves.mean(dim=0)
-    std = curves.std(dim=0, unbiased=False)
-    lag_csv = osp.join(args.out_dir, 'similarity_by_lag.csv')
-    with open(lag_csv, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['lag', 'mean', 'std', 'num_videos'])
-        for lag, (m, s) in enumerate(zip(mean.tolist(), std.tolist())):
-            writer.writerow([lag, f'{m:.6f}', f'{s:.6f}', len(names)])
-    written.append(lag_csv)
-
-    per_video_csv = osp.join(args.out_dir, 'per_video_similarity_by_lag.csv')
-    with open(per_video_csv, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['video'] + [f'lag_{k}' for k in range(len(mean))])
-        for name, curve in zip(names, curves.tolist()):
-            writer.writerow([name] + [f'{v:.6f}' for v in curve])
-    written.append(per_video_csv)
-
-    mean_png = osp.join(args.out_dir, 'similarity_matrix_mean.png')
-    plot_matrix(torch.stack(matrices).mean(dim=0),
-                f'mean over {len(names)} videos', mean_png)
-    written.append(mean_png)
-    for index, (name, similarity) in enumerate(
-            zip(names[:args.num_examples], matrices)):
-        png = osp.join(args.out_dir,
-                       f'similarity_matrix_{index:03d}_{short_name(name)}.png')
-        plot_matrix(similarity, osp.basename(name), png)
-        written.append(png)
-    lag_png = osp.join(args.out_dir, 'similarity_by_lag.png')
-    plot_lags(mean, std, len(names), lag_png)
-    written.append(lag_png)
-
-    print(f'temporal distinctiveness of {len(names)} videos:')
+    matrices = video_similarities(
+        model, videos,
+        lambda path: clip_tensor(path, pipeline, normaliser, args.device))
+    curves = torch.stack([similarity_by_lag(m) for m in matrices])
+    written = write_tables(videos, matrices, curves, args.out_dir)
+    written += write_figures(videos, matrices, curves, args.num_examples,
+                             args.out_dir)
+    mean, std = curves.mean(dim=0), curves.std(dim=0, unbiased=False)
+    print(f'temporal distinctiveness of {len(videos)} videos:')
     for lag, (m, s) in enumerate(zip(mean.tolist(), std.tolist())):
         print(f'  lag {lag}: {m:.4f} +- {s:.4f}')
     print(f'wrote {len(written)} files to {args.out_dir}')
