@@ -7,7 +7,7 @@ reads videos the way MMAction2's test pipelines do (decord, one centre clip).
 """
 import argparse
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import matplotlib
 import torch
@@ -149,6 +149,20 @@ def clip_tensor(path: str, pipeline: Compose, normaliser: nn.Module,
     data = normaliser(load_clip(path, pipeline), training=False)
     inputs = data['inputs']  # (1, num_clips=1, 3, T, H, W)
     return inputs.flatten(0, 1).to(device)
+
+
+def load_inputs(args: argparse.Namespace
+                ) -> Tuple[Config, nn.Module, Callable[[str], torch.Tensor]]:
+    """What a tool parsed by :func:`analysis_parser` works on: the config,
+    the model with its checkpoint, and ``video path -> clip tensor``
+    (normalised, on ``args.device``)."""
+    cfg = load_config(args.config, args.cfg_options)
+    model = load_model(cfg, args.checkpoint, args.device)
+    normaliser = build_normaliser(cfg)
+    pipeline = build_clip_pipeline(args.clip_len, args.frame_interval,
+                                   args.short_side, args.crop_size)
+    return cfg, model, lambda path: clip_tensor(path, pipeline, normaliser,
+                                                args.device)
 
 
 def short_name(path: str) -> str:

@@ -35,10 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmbodvcl.apis.analysis import (analysis_parser, plt, save_figure,
-                                    build_clip_pipeline, build_normaliser,
-                                    clip_tensor, load_config, load_model,
-                                    read_video_list, short_name)
+from mmbodvcl.apis.analysis import (analysis_parser, load_inputs, plt,
+                                    read_video_list, save_figure, short_name)
 from mmbodvcl.functional import reduced_dmd
 from mmbodvcl.models.decouplers import KoopmanDecoupler
 
@@ -185,9 +183,8 @@ def write_mode_amplitudes(examples: list, decoupler: KoopmanDecoupler,
 def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     """Run the tool; returns the paths it wrote."""
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
     videos = read_video_list(args.video_list, args.data_root)
-    model = load_model(cfg, args.checkpoint, args.device)
+    _, model, clip = load_inputs(args)
     if not hasattr(model, 'encode'):
         raise TypeError(
             f'model {type(model).__name__} of {args.config!r} has no '
@@ -196,16 +193,11 @@ def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     # A plain V-CL model is split at the default threshold, for comparison.
     decoupler = model.decoupler if isinstance(
         model.decoupler, KoopmanDecoupler) else KoopmanDecoupler()
-    normaliser = build_normaliser(cfg)
-    pipeline = build_clip_pipeline(args.clip_len, args.frame_interval,
-                                   args.short_side, args.crop_size)
     os.makedirs(args.out_dir, exist_ok=True)
 
     eig_csv = osp.join(args.out_dir, 'eigenvalues.csv')
     all_eigvals, all_static, examples = write_eigenvalues(
-        model, decoupler, videos,
-        lambda video: clip_tensor(video, pipeline, normaliser, args.device),
-        eig_csv, args.num_examples)
+        model, decoupler, videos, clip, eig_csv, args.num_examples)
     eig_png = osp.join(args.out_dir, 'eigenvalues.png')
     plot_eigenvalues(np.concatenate(all_eigvals), np.concatenate(all_static),
                      decoupler.xi, len(videos), eig_png)

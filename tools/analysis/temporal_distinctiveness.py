@@ -28,10 +28,8 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from mmbodvcl.apis.analysis import (analysis_parser, plt, save_figure,
-                                    build_clip_pipeline, build_normaliser,
-                                    clip_tensor, load_config, load_model,
-                                    read_video_list, short_name)
+from mmbodvcl.apis.analysis import (analysis_parser, load_inputs, plt,
+                                    read_video_list, save_figure, short_name)
 from mmbodvcl.models.necks import PerFrameProjectionNeck
 
 
@@ -187,16 +185,10 @@ def write_figures(names: List[str], matrices: List[Tensor], curves: Tensor,
 def main(argv: Optional[Sequence[str]] = None) -> List[str]:
     """Run the tool; returns the paths it wrote."""
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
     videos = read_video_list(args.video_list, args.data_root)
-    model = load_model(cfg, args.checkpoint, args.device)
-    normaliser = build_normaliser(cfg)
-    pipeline = build_clip_pipeline(args.clip_len, args.frame_interval,
-                                   args.short_side, args.crop_size)
+    _, model, clip = load_inputs(args)
     os.makedirs(args.out_dir, exist_ok=True)
-    matrices = video_similarities(
-        model, videos,
-        lambda path: clip_tensor(path, pipeline, normaliser, args.device))
+    matrices = video_similarities(model, videos, clip)
     curves = torch.stack([similarity_by_lag(m) for m in matrices])
     written = write_tables(videos, matrices, curves, args.out_dir)
     written += write_figures(videos, matrices, curves, args.num_examples,
