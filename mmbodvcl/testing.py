@@ -6,6 +6,7 @@ video; nothing here mocks the decoding stack.
 import os
 import os.path as osp
 import socket
+import sys
 from typing import Dict, List, Optional, Sequence
 
 import cv2
@@ -199,6 +200,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def launcher_env(**variables: str) -> Dict[str, str]:
+    """The environment for running ``tools/*.sh`` from a test: these scripts
+    call ``python`` as MMAction2's do, so the directory of this interpreter
+    (``.venv/bin``) goes first on ``PATH``, as ``source .venv/bin/activate``
+    does for a user."""
+    path = os.pathsep.join([osp.dirname(sys.executable), os.environ['PATH']])
+    return dict(os.environ, PATH=path, **variables)
 
 
 class LossRecorder(Hook):

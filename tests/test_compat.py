@@ -22,7 +22,8 @@ import pytest
 import torch
 
 import mmbodvcl  # noqa: F401  (applies the fixes under test)
-from mmbodvcl.testing import (free_port, make_video_dataset, mmaction_config)
+from mmbodvcl.testing import (free_port, launcher_env, make_video_dataset,
+                              mmaction_config)
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import DefaultScope
@@ -275,10 +276,7 @@ def test_dist_train_two_processes_with_gloo(tmp_path) -> None:
     data_root = str(tmp_path / 'videos')
     make_video_dataset(data_root, num_videos=4, size=(32, 32))
     work_dir = str(tmp_path / 'dist')
-    env = dict(os.environ)
-    # dist_train.sh runs ``python`` as MMAction2's does: this interpreter.
-    env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env['PATH']
-    env['PORT'] = str(free_port())
+    env = launcher_env(PORT=str(free_port()))
     env.pop('CUDA_VISIBLE_DEVICES', None)
     options: List[str] = [
         f'train_dataloader.dataset.ann_file={data_root}/ann.txt',

@@ -30,7 +30,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmbodvcl.testing import free_port
+from mmbodvcl.testing import free_port, launcher_env
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ITERS_PER_EPOCH = 3
@@ -115,8 +115,7 @@ def _config(tmp_path, by_epoch: bool, pause_at: int = 0) -> str:
 
 
 def _env(tmp_path) -> Dict[str, str]:
-    return dict(
-        os.environ,
+    return launcher_env(
         PYTHONPATH=os.pathsep.join([REPO, str(tmp_path)]),
         OMP_NUM_THREADS='1',
         MKL_NUM_THREADS='1')
