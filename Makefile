@@ -37,12 +37,11 @@ $(STAMP): setup.py Makefile $(LOCK)
 demo: $(STAMP)
 	$(PY) tools/run_demo.py --work-dir work_dirs/demo
 
+# flake8 with setup.cfg's settings (PEP 8, 79 columns); part of `make test`.
 lint: $(STAMP)
 	$(PY) -m flake8 $(LINTED)
-	$(PY) -m isort --check-only --diff $(LINTED)
-	$(PY) -m yapf --diff --recursive $(LINTED)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest tests -q
 
 # Refresh the lock: install the ranges of setup.py into a scratch

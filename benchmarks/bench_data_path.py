@@ -59,7 +59,10 @@ def pipelines(rho: int, clip_len: int, interval: int,
         dict(type='FormatShape', input_format='NCTHW'),
         dict(type='PackActionInputs'),
     ]
-    stock_decode = [dict(type='DecordInit'), multi[1], dict(type='DecordDecode')]
+    stock_decode = [
+        dict(type='DecordInit'), multi[1],
+        dict(type='DecordDecode')
+    ]
     multi_pipe, single_pipe = build(multi), build(single)
     multi_decode, single_decode = build(multi[:3]), build(single[:3])
     stock_decode_pipe = build(stock_decode)
@@ -121,7 +124,8 @@ def time_augmentations(clip_len: int, height: int, width: int, size: int,
             dict(type='VideoColorJitter', brightness=0.6, contrast=0.6,
                  saturation=0.6, hue=0.15)
         ],
-        'VideoRandomGrayscale': [dict(type='VideoRandomGrayscale', **grayscale)],
+        'VideoRandomGrayscale':
+        [dict(type='VideoRandomGrayscale', **grayscale)],
         'MMCV RandomGrayscale broadcast': [
             dict(
                 type='TransformBroadcaster',
@@ -183,7 +187,7 @@ def main() -> None:
               f'{args.height}x{args.width}; clips of {args.clip_len} frames '
               f'at interval {args.interval}; training size {args.size}; '
               f'median of {args.rounds} interleaved rounds.\n')
-        print(f'| rho | pipeline | clips/s | vs single x rho |')
+        print('| rho | pipeline | clips/s | vs single x rho |')
         print('|---|---|---|---|')
         for rho in args.rho:
             rates = measure(

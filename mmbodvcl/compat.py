@@ -144,7 +144,8 @@ def _allow_mmengine_checkpoints() -> None:
 def _init_dist_pytorch_cpu_aware(backend: str,
                                  init_backend: str = 'torch',
                                  **kwargs) -> None:
-    """mmengine's ``_init_dist_pytorch`` with a gloo path for CPU-only hosts."""
+    """mmengine's ``_init_dist_pytorch`` with a gloo path for CPU-only
+    hosts."""
     if torch.cuda.is_available():
         return _original_init_dist_pytorch(
             backend, init_backend=init_backend, **kwargs)

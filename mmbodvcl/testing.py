@@ -182,15 +182,17 @@ def make_corrupt_video(path: str, content: Optional[bytes] = None) -> str:
 
 
 def mmaction_config_path(relative_path: str) -> str:
-    """Path of a config shipped in MMAction2's wheel (``mmaction/.mim/configs``),
-    the folder MMEngine resolves ``_base_ = 'mmaction::...'`` against."""
+    """Path of a config shipped in MMAction2's wheel
+    (``mmaction/.mim/configs``), the folder MMEngine resolves
+    ``_base_ = 'mmaction::...'`` against."""
     return osp.join(get_installed_path('mmaction'), '.mim', 'configs',
                     relative_path)
 
 
 def mmaction_config(relative_path: str) -> Config:
     """Load a config shipped in MMAction2's wheel, e.g.
-    ``'recognition/slowonly/slowonly_r50_8xb16-4x16x1-256e_kinetics400-rgb.py'``."""
+    ``'recognition/slowonly/'
+    'slowonly_r50_8xb16-4x16x1-256e_kinetics400-rgb.py'``."""
     return Config.fromfile(mmaction_config_path(relative_path))
 
 

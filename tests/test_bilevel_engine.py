@@ -708,10 +708,9 @@ def test_temporally_local_on_mmaction_slowonly():
     assert inflated
     for conv in inflated:
         centre = conv.kernel_size[0] // 2
-        outer = torch.cat(
-            [conv.weight.grad[:, :, :centre], conv.weight.grad[:, :,
-                                                             centre + 1:]],
-            dim=2)
+        grad = conv.weight.grad
+        outer = torch.cat([grad[:, :, :centre], grad[:, :, centre + 1:]],
+                          dim=2)
         assert outer.abs().sum() == 0
     assert backbone(clip).shape[2] == 2  # temporal stride back on exit
 

@@ -36,7 +36,6 @@ AVA_CONFIG = ('detection/slowonly/slowonly_kinetics400-pretrained-'
               'r50_8xb16-4x16x1-20e_ava21-rgb.py')
 
 
-
 def tiny_config(data_root: str, work_dir: str, **overrides: Any) -> Config:
     """The tiny Recognizer3D config on the videos under ``data_root``."""
     cfg = Config.fromfile(TINY_CONFIG)

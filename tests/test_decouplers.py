@@ -294,8 +294,8 @@ def test_derived_input_decoupler_encodes_each_input(tmp_path):
     decoupler = DerivedInputDecoupler(static_frame='middle')
     out = decoupler(encoder, [clips, clips.flip(0)])
     assert set(out.parts) == {'static', 'dynamic'} and not out.statistics
-    assert out.parts['static'].shape == out.parts['dynamic'].shape == (2, 2,
-                                                                        8)
+    assert out.parts['static'].shape == (2, 2, 8)
+    assert out.parts['dynamic'].shape == (2, 2, 8)
     static_in, dynamic_in = seen  # one pass per kind, views batched
     assert static_in.shape == (4, 3, 8, 32, 32)
     assert torch.equal(static_in[:, :, 0], static_in[:, :, 7])

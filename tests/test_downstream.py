@@ -7,7 +7,6 @@ validation and a test; the AVA detector runs end to end through AVAMetric.
 Only the spatial sizes and batch sizes are shrunk.
 """
 import importlib.util
-import os
 import os.path as osp
 import pickle
 import subprocess
@@ -219,7 +218,8 @@ def test_recognition_config_trains_and_tests(config, video_data, dynamic_data,
 def test_split_comes_from_environment(split, monkeypatch):
     monkeypatch.setenv('SPLIT', split)
     cfg = Config.fromfile(
-        str(CONFIG_ROOT / 'hmdb51_finetune' / 'r3d_18_16x4x1_112_ft_hmdb51.py'))
+        str(CONFIG_ROOT / 'hmdb51_finetune' /
+            'r3d_18_16x4x1_112_ft_hmdb51.py'))
     assert cfg.train_dataloader.dataset.ann_file == (
         f'data/hmdb51/hmdb51_train_split_{split}_videos.txt')
     assert cfg.test_dataloader.dataset.ann_file == (

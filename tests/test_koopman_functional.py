@@ -359,8 +359,8 @@ def _reference_prediction_loss(views, estimator, nu, ridge):
             k = []
             for xx, yy in zip(x, y):
                 lam = ridge * np.trace(xx.T @ xx) / xx.shape[1]
-                k.append(yy @ xx.T @ np.linalg.inv(xx @ xx.T +
-                                                  lam * np.eye(len(xx))))
+                gram = xx @ xx.T + lam * np.eye(len(xx))
+                k.append(yy @ xx.T @ np.linalg.inv(gram))
             k = np.stack(k)
         fits.append((k, x, y))
         eye = np.eye(k.shape[-1])

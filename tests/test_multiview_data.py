@@ -169,9 +169,8 @@ def test_grayscale_is_drawn_once_per_clip(video_root):
     results = dict(filename=osp.join(video_root, 'video_001.mp4'))
     for transform in decoded:
         results = transform(results)
-    luma = [
-        np.rint(img @ np.array([0.299, 0.587, 0.114])) for img in results['imgs']
-    ]
+    weights = np.array([0.299, 0.587, 0.114])
+    luma = [np.rint(img @ weights) for img in results['imgs']]
     gray_clips = 0
     for _ in range(60):
         out = grayscale(dict(imgs=[img.copy() for img in results['imgs']]))

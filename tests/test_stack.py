@@ -34,7 +34,6 @@ AVA_CONFIG = ('detection/slowonly/slowonly_kinetics400-pretrained-'
               'r50_8xb16-4x16x1-20e_ava21-rgb.py')
 
 
-
 def build_model(config: str) -> torch.nn.Module:
     """Build ``config``'s model in MMAction2's scope, in eval mode."""
     cfg = mmaction_config(config)

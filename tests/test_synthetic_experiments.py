@@ -77,9 +77,9 @@ def test_end_to_end_run_through_the_real_components(pools, method):
                          xis=(0.3, ))
     assert len(run['train_loss']) == len(run['grad_norm']) == 2
     assert all(math.isfinite(v) for v in run['train_loss'] + run['grad_norm'])
-    _check_accuracies(run['final'])
-    _check_accuracies(run['final_static'])
-    _check_accuracies(run['final_dynamic'])
+    for key in ('final', 'final_backbone', 'final_static', 'final_dynamic'):
+        _check_accuracies(run[key])
+    assert run['seed'] == TINY_END_TO_END.seed and run['seconds'] > 0
     assert set(run['by_xi']) == {'0.1', '0.3'}
     # Wider threshold, at least as many static modes.
     assert run['by_xi']['0.3']['num_static'] >= run['by_xi']['0.1'][
@@ -97,11 +97,12 @@ def test_demo_writes_well_formed_report(tmp_path):
     settings = DemoSettings(
         size=SIZE, num_frames=FRAMES, train_clips=32, views_per_clip=2,
         eval_clips=48, estimators=('literal', 'cross_view'), xis=(0.1, 0.3),
-        two_stream=replace(TINY_TWO_STREAM, steps=2, probe_every=1),
+        seeds=2, two_stream=replace(TINY_TWO_STREAM, steps=2, probe_every=1),
         end_to_end=replace(TINY_END_TO_END, steps=1))
     messages = []
     run_demo(str(tmp_path), settings, log=messages.append)
-    assert any('experiment 2' in m for m in messages)
+    assert any('experiment 2, scenario ii, bodvcl, seed 1' in m
+               for m in messages)
     results = json.loads((tmp_path / 'results.json').read_text())
     runs = [(scenario, loss) for scenario in ('i', 'ii')
             for loss in ('unified', 'decoupled')] + [('iii', 'unified')]
@@ -111,16 +112,31 @@ def test_demo_writes_well_formed_report(tmp_path):
         _check_accuracies(entry['final_accuracy'])
         assert len(entry['grad_norm_static']) == 2
         assert len(entry['grad_norm_dynamic']) == 2
-    for scenario in ('i', 'ii'):
-        for method in ('plain', 'bodvcl'):
-            entry = results['experiment2'][scenario][method]
-            _check_accuracies(entry['final_accuracy'])
-            _check_accuracies(entry['final_accuracy_static'])
+    probed = ('final_accuracy', 'final_accuracy_backbone',
+              'final_accuracy_static', 'final_accuracy_dynamic')
+    assert set(results['experiment2']) == {'iii', 'i', 'ii'}
+    for scenario in ('iii', 'i', 'ii'):
+        assert set(results['experiment2'][scenario]) == {'plain', 'bodvcl'}
+        for entry in results['experiment2'][scenario].values():
+            assert entry['seeds'] == 2
+            assert [run['seed'] for run in entry['per_seed']] == [0, 1]
+            for key in probed:
+                _check_accuracies(entry[key])
+                for semantic in SEMANTICS:  # the key is the seeds' mean
+                    mean = sum(run[key][semantic]
+                               for run in entry['per_seed']) / 2
+                    assert entry[key][semantic] == pytest.approx(mean)
             assert len(entry['grad_norm']) == 1
     assert set(results['estimators']) == {'literal', 'cross_view'}
     report = (tmp_path / 'report.md').read_text()
     assert '## Experiment 1' in report and '## Experiment 2' in report
     assert 'Best in this run: estimator' in report
+    verdicts = [line for line in report.splitlines()
+                if line.startswith('* Step ')]
+    # the control, then Proposition 1 and BOD-VCL in scenarios i and ii
+    assert [v[:8] for v in verdicts] == ['* Step 1'] + ['* Step 2',
+                                                        '* Step 3'] * 2
+    assert all('**holds**' in v or '**fails**' in v for v in verdicts)
     for name in ('fig6_correlated.png', 'fig7_independent.png',
                  'eigenvalues.png'):
         data = (tmp_path / name).read_bytes()
@@ -136,7 +152,6 @@ def test_synthetic_config_trains_with_the_runner(tmp_path, name):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
     cfg.work_dir = str(tmp_path)
     cfg.train_cfg.max_iters = 2
-    cfg.param_scheduler[0].T_max = 2
     cfg.train_dataloader.update(batch_size=4, num_workers=0,
                                 persistent_workers=False)
     cfg.train_dataloader.dataset.update(num_samples=8, num_frames=FRAMES)
@@ -152,3 +167,11 @@ def test_synthetic_config_trains_with_the_runner(tmp_path, name):
         assert 0.0 <= value <= 1.0
         assert f'probe/Z_A@0.1/{semantic}' in scalars
     assert torch.isfinite(torch.tensor(scalars['train/loss'].current()))
+    probe = json.loads((tmp_path / 'synthetic_probe.json').read_text())
+    assert probe['iter'] == 2
+    assert {'backbone', 'Z', 'Z_A@0.1', 'Z_M@0.1'} <= set(
+        probe['accuracies'])
+    for embedding, accuracies in probe['accuracies'].items():
+        assert accuracies == pytest.approx(
+            {s: scalars[f'probe/{embedding}/{s}'].current()
+             for s in SEMANTICS})

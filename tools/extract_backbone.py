@@ -45,7 +45,10 @@ def main() -> None:
     args = parse_args()
     backbone = load_backbone_state_dict(args.checkpoint, args.prefix)
     if args.format == 'recognizer':
-        backbone = {f'backbone.{key}': value for key, value in backbone.items()}
+        backbone = {
+            f'backbone.{key}': value
+            for key, value in backbone.items()
+        }
     out_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
     torch.save(

@@ -1,8 +1,8 @@
 # What BOD-VCL adds to a plain V-CL config (paper sec. 4): the Koopman
 # decoupling (sec. 4.3: L_A on Z_A plus L_M on Z_M; L_pred is the lower
 # level) and the bi-level step of eq. 23-25 (AID-FD hypergradients, one
-# lower step; sec. 5.7, Table 9; we default to ITD-FD, see below). A config of configs/bodvcl/ takes its
-# baseline and this file as bases and adds
+# lower step; sec. 5.7, Table 9; we default to ITD-FD, see below). A config
+# of configs/bodvcl/ takes its baseline and this file as bases and adds
 #     model = dict(decoupler=_base_.koopman_decoupler)
 #     optim_wrapper = _base_.bilevel_optim_wrapper
 #     model_wrapper_cfg = _base_.bilevel_model_wrapper

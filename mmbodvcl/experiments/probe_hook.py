@@ -3,18 +3,22 @@
 With ``configs/synthetic/`` the experiment runs through MMEngine's Runner
 (``tools/train.py``); this hook gives it the demo's accuracy curves: every
 ``interval`` iterations it encodes independent evaluation clips with the
-model's backbone and KoopmanNeck and logs the probe accuracy of each
-semantic from Z, Z_A and Z_M (``probe/<embedding>/<semantic>``).
+model's backbone and neck and logs the probe accuracy of each semantic from
+the pooled backbone features, Z, Z_A and Z_M
+(``probe/<embedding>/<semantic>``). After the last iteration it writes them
+to ``<work_dir>/synthetic_probe.json``, which ``tools/sweep.py`` collects.
 """
+import os.path as osp
 from typing import Optional, Sequence
+
+from mmengine.fileio import dump
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmaction.registry import HOOKS
 from mmbodvcl.datasets.synthetic import SyntheticVideoGenerator
-from mmbodvcl.models.decouplers import KoopmanDecoupler
-from .end_to_end import encode_eval, probe_embeddings
+from .end_to_end import encode_eval, probe_decoupler, probe_embeddings
 from .views import ViewPool
 
 
@@ -31,6 +35,7 @@ class SyntheticProbeHook(Hook):
         xis: Extra split thresholds to probe; the neck's own always is.
     """
     priority = 'LOW'
+    result_file = 'synthetic_probe.json'
 
     def __init__(self,
                  interval: int = 200,
@@ -57,9 +62,7 @@ class SyntheticProbeHook(Hook):
             self._pool = ViewPool.render(self.generator, 1)
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        # A plain V-CL model is split at the default threshold.
-        decoupler = model.decoupler if isinstance(
-            model.decoupler, KoopmanDecoupler) else KoopmanDecoupler()
+        decoupler = probe_decoupler(model)
         xis = (decoupler.xi, ) + tuple(x for x in self.xis
                                        if x != decoupler.xi)
         accuracies = probe_embeddings(encode_eval(model, self._pool, xis),
@@ -68,6 +71,9 @@ class SyntheticProbeHook(Hook):
             for semantic, value in per_semantic.items():
                 runner.message_hub.update_scalar(
                     f'probe/{embedding}/{semantic}', value)
+        if last:
+            dump(dict(iter=runner.iter + 1, accuracies=accuracies),
+                 osp.join(runner.work_dir, self.result_file), indent=2)
         runner.logger.info('probe ' + '; '.join(
             f'{embedding}: ' + ' '.join(f'{k}={v:.3f}'
                                         for k, v in per_semantic.items())

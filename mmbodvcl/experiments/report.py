@@ -65,7 +65,8 @@ def plot_two_stream(experiment: Dict[str, Dict[str, dict]],
                                  squeeze=False)
         for row, scenario in enumerate(correlated):
             runs = experiment[scenario]
-            tag = f'scenario ({scenario}): ' + ' ~ '.join(_PAIR_NAMES[scenario])
+            pair = ' ~ '.join(_PAIR_NAMES[scenario])
+            tag = f'scenario ({scenario}): {pair}'
             _grad_axes(axes[row, 0], runs['unified'],
                        f'gradient norms, unified loss\n{tag}')
             _accuracy_axes(axes[row, 1], runs['unified'],

@@ -2,8 +2,9 @@
 
 A static stream g_A sees the first frame, a dynamic stream g_M the
 differences of consecutive grey-level frames (a colour-blind stand-in for the
-paper's optical flow, so that g_M cannot read the background colour); their outputs are summed into ``Z = g_A + g_M`` (eq. 9). It is
-pretrained with the unified InfoNCE on Z or with the decoupled loss
+paper's optical flow, so that g_M cannot read the background colour); their
+outputs are summed into ``Z = g_A + g_M`` (eq. 9). It is pretrained with
+the unified InfoNCE on Z or with the decoupled loss
 ``InfoNCE(g_A) + InfoNCE(g_M)`` (eq. 14), while the gradient norm of each
 stream (Definition 1) and the linear-probe accuracy of each semantic are
 recorded. Plain gradient descent with momentum (no Adam), so that gradient
@@ -96,7 +97,9 @@ def contrastive_loss(outputs: Dict[str, Tensor], loss: str,
 
 def gradient_norm(module: nn.Module) -> float:
     """L2 norm of all gradients of ``module``'s parameters."""
-    grads = [p.grad.flatten() for p in module.parameters() if p.grad is not None]
+    grads = [
+        p.grad.flatten() for p in module.parameters() if p.grad is not None
+    ]
     return float(torch.cat(grads).norm()) if grads else 0.0
 
 
@@ -117,6 +120,42 @@ def probe_streams(model: TwoStreamEncoder, eval_pool: ViewPool,
                                    train_index, test_index).tolist()
         for key, values in outputs.items()
     }
+
+
+def _train_step(model: 'TwoStreamEncoder', optimizer, views: Tensor,
+                loss: str, settings: TwoStreamSettings, step: int) -> float:
+    """Forward and backward of one batch of ``(V, N, ...)`` views; the
+    caller reads the streams' gradients before ``optimizer.step()``."""
+    num_views, batch_size = views.shape[:2]
+    outputs = model(views.flatten(0, 1))
+    outputs = {
+        key: value.view(num_views, batch_size, -1)
+        for key, value in outputs.items()
+    }
+    value = contrastive_loss(outputs, loss, settings.temperature)
+    if not torch.isfinite(value):
+        raise FloatingPointError(
+            f'{loss} loss became {value.item()} at step {step}; lower '
+            f'lr={settings.lr}')
+    optimizer.zero_grad()
+    value.backward()
+    return value.item()
+
+
+def _add_probe(model: 'TwoStreamEncoder', eval_pool: ViewPool, step: int,
+               record: dict, probes: Dict[str, Dict[str, List[float]]],
+               progress: Optional[Callable[[str], None]],
+               steps: int) -> None:
+    accuracies = probe_streams(model, eval_pool)
+    record['probe_steps'].append(step)
+    for key, values in accuracies.items():
+        for name, value in zip(SEMANTICS, values):
+            probes[key][name].append(value)
+    if progress is not None:
+        shown = ' '.join(f'{name}={value:.2f}'
+                         for name, value in zip(SEMANTICS,
+                                                accuracies['unified']))
+        progress(f'step {step:4d}/{steps} probe(Z): {shown}')
 
 
 def run_two_stream(train_pool: ViewPool,
@@ -157,34 +196,14 @@ def run_two_stream(train_pool: ViewPool,
     }
 
     def add_probe(step: int) -> None:
-        accuracies = probe_streams(model, eval_pool)
-        record['probe_steps'].append(step)
-        for key, values in accuracies.items():
-            for name, value in zip(SEMANTICS, values):
-                probes[key][name].append(value)
-        if progress is not None:
-            shown = ' '.join(f'{name}={value:.2f}'
-                             for name, value in zip(SEMANTICS,
-                                                    accuracies['unified']))
-            progress(f'step {step:4d}/{settings.steps} probe(Z): {shown}')
+        _add_probe(model, eval_pool, step, record, probes, progress,
+                   settings.steps)
 
     add_probe(0)
     for step in range(1, settings.steps + 1):
         views, _ = train_pool.sample(settings.batch_size, 2, rng)
-        num_views, batch_size = views.shape[:2]
-        outputs = model(views.flatten(0, 1))
-        outputs = {
-            key: value.view(num_views, batch_size, -1)
-            for key, value in outputs.items()
-        }
-        value = contrastive_loss(outputs, loss, settings.temperature)
-        if not torch.isfinite(value):
-            raise FloatingPointError(
-                f'{loss} loss became {value.item()} at step {step}; lower '
-                f'lr={settings.lr}')
-        optimizer.zero_grad()
-        value.backward()
-        record['train_loss'].append(value.item())
+        record['train_loss'].append(
+            _train_step(model, optimizer, views, loss, settings, step))
         record['grad_norm_static'].append(gradient_norm(model.static_stream))
         record['grad_norm_dynamic'].append(
             gradient_norm(model.dynamic_stream))

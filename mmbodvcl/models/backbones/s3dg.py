@@ -17,7 +17,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmaction.registry import MODELS
 
 # Inception channels of each Mixed block, as in the paper:
-# (in, branch0 1x1, branch1 1x1 -> 3x3x3, branch2 1x1 -> 3x3x3, branch3 pool -> 1x1)
+# (in, branch0 1x1, branch1 1x1 -> 3x3x3, branch2 1x1 -> 3x3x3,
+#  branch3 pool -> 1x1)
 _MIXED_CHANNELS: Dict[str, Tuple[int, int, Tuple[int, int], Tuple[int, int],
                                  int]] = {
     'mixed_3b': (192, 64, (96, 128), (16, 32), 32),
@@ -52,7 +53,8 @@ class SepConv3d(nn.Sequential):
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg,
                       bias=False)
         super().__init__(
-            ConvModule(in_channels, out_channels, (1, kernel_size, kernel_size),
+            ConvModule(in_channels, out_channels,
+                       (1, kernel_size, kernel_size),
                        stride=(1, spatial_stride, spatial_stride),
                        padding=(0, pad, pad), **common),
             ConvModule(out_channels, out_channels, (kernel_size, 1, 1),

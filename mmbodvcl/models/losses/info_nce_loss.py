@@ -8,7 +8,8 @@ from mmbodvcl.functional.contrastive import (multi_view_info_nce,
 
 
 class _TemperatureScaledLoss(BaseModule):
-    """Holds and checks the softmax temperature shared by the InfoNCE losses."""
+    """Holds and checks the softmax temperature shared by the InfoNCE
+    losses."""
 
     def __init__(self, temperature: float = 0.1) -> None:
         super().__init__()
