@@ -2,7 +2,8 @@
 #   1. a virtual environment in .venv (kept between runs),
 #   2. pip, wheel, setuptools, then torch, numpy and mmengine,
 #   3. mmcv compiled *with ops* against that torch (no build isolation, or
-#      pip silently builds it without mmcv._ext),
+#      pip silently builds it without mmcv._ext); ninja first, so that
+#      torch's extension builder compiles on every core,
 #   4. this package and the rest of the stack from setup.py.
 # Every install takes its versions from requirements/lock.txt (Linux,
 # Python 3.11, torch 2.13.0 CPU): a fresh machine tests exactly what was
@@ -26,9 +27,9 @@ env: $(STAMP)
 $(STAMP): setup.py Makefile $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(LOCKED) pip wheel setuptools
-	$(LOCKED) torch numpy mmengine
+	$(LOCKED) torch numpy mmengine ninja
 	$(PY) -c 'import mmcv.ops' 2>/dev/null || { \
-	  echo '>>> building mmcv with compiled ops (about 8-10 minutes once; pip caches the wheel)'; \
+	  echo '>>> building mmcv with compiled ops (minutes, once; pip caches the wheel)'; \
 	  $(PIP) install -c $(LOCK) --no-build-isolation mmcv; }
 	$(LOCKED) -e '.[tests]'
 	$(PY) tools/check_lock.py $(LOCK)
@@ -51,7 +52,7 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install -q 'pip<24.1' wheel 'setuptools>=77,<82'
-	.venv-lock/bin/pip install -q torch==2.13.0 numpy mmengine==0.10.7
+	.venv-lock/bin/pip install -q torch==2.13.0 numpy mmengine==0.10.7 ninja
 	.venv-lock/bin/pip install --no-build-isolation 'mmcv>=2.0.0,<2.2.0'
 	.venv-lock/bin/pip install -q -e '.[tests]'
 	.venv-lock/bin/python tools/check_lock.py --write $(LOCK)
