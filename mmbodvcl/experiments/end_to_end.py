@@ -38,7 +38,7 @@ METHODS = ('plain', 'bodvcl')
 class EndToEndSettings:
     """Sizes and hyper-parameters. The defaults are the control regime of
     docs/synthetic.md: plain V-SimCLR learns the trajectory without
-    correlation (probe 1.00 in 3 seeds at 300 steps); the temporal stem
+    correlation (probe 0.99-1.00 in 3 seeds at 300 steps); the temporal stem
     kernel (``conv1_kernel`` 7 frames) is what makes the motion visible to
     the tiny backbone."""
     steps: int = 300

@@ -12,7 +12,6 @@ import os.path as osp
 from typing import Optional, Sequence
 
 from mmengine.fileio import dump
-
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -32,7 +31,7 @@ class SyntheticProbeHook(Hook):
         num_samples: Evaluation clips (half train the probes).
         num_frames, size: Must match the training clips.
         seed: Seed of the evaluation clips (keep it apart from training).
-        xis: Extra split thresholds to probe; the neck's own always is.
+        xis: Extra split thresholds to probe; the decoupler's own always is.
     """
     priority = 'LOW'
     result_file = 'synthetic_probe.json'
