@@ -3,10 +3,12 @@
 Videos are written by OpenCV (``mp4v``) and decoded by decord like any user
 video; nothing here mocks the decoding stack.
 """
+import importlib.util
 import os
 import os.path as osp
 import socket
 import sys
+from types import ModuleType
 from typing import Dict, List, Optional, Sequence
 
 import cv2
@@ -202,6 +204,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def load_script(path: str) -> ModuleType:
+    """Import a script of ``tools/`` (not a package) as a module, to call
+    its ``main`` or helpers from a test."""
+    name = 'mmbodvcl_script_' + osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def launcher_env(**variables: str) -> Dict[str, str]:

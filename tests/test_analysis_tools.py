@@ -2,7 +2,6 @@
 small checkpoint of a real pretraining model, reading real generated videos
 with decord; their mathematics is checked on inputs with known answers."""
 import csv
-import importlib.util
 import os.path as osp
 
 import matplotlib.image as mpimg
@@ -16,7 +15,7 @@ import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
 from mmbodvcl.apis.analysis import (build_clip_pipeline, build_normaliser,
                                     clip_tensor, load_config)
-from mmbodvcl.testing import make_video_dataset
+from mmbodvcl.testing import load_script, make_video_dataset
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools', 'analysis')
@@ -35,11 +34,7 @@ CLIP = ['--clip-len', '8', '--frame-interval', '2', '--short-side', '48',
 
 
 def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'analysis_{name}', osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(TOOLS, f'{name}.py'))
 
 
 @pytest.fixture(autouse=True)

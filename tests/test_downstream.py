@@ -6,7 +6,6 @@ through tools/extract_backbone.py, and runs one training iteration, a
 validation and a test; the AVA detector runs end to end through AVAMetric.
 Only the spatial sizes and batch sizes are shrunk.
 """
-import importlib.util
 import os.path as osp
 import pickle
 import subprocess
@@ -28,7 +27,7 @@ from mmengine.runner import Runner
 import mmaction
 import mmbodvcl  # noqa: F401  (compat fixes, registration)
 from mmaction.registry import MODELS
-from mmbodvcl.testing import make_video, make_video_dataset
+from mmbodvcl.testing import load_script, make_video, make_video_dataset
 
 # Backbones built outside a Runner find layers such as ``Conv2plus1d``
 # through the default scope, as a Runner built from these configs does.
@@ -53,17 +52,10 @@ STOCK_AVA_CONFIG = osp.join(
     'slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb.py')
 
 
-def load_tool(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_tool(monkeypatch, path: Path, *args: str) -> None:
     """Run a tool's ``main`` in this process, as its command line would."""
     monkeypatch.setattr(sys, 'argv', [str(path), *map(str, args)])
-    load_tool(path).main()
+    load_script(str(path)).main()
 
 
 def save_pretraining_checkpoint(backbone: torch.nn.Module,

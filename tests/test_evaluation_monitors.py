@@ -19,7 +19,6 @@ video is encoded by the same computation and the comparisons are exact.
 """
 import copy
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -44,8 +43,9 @@ from mmbodvcl.engine.hooks import KNNMonitorHook
 from mmbodvcl.functional import (encode_clips, knn_class_scores,
                                  pool_backbone_output, retrieval_recall,
                                  topk_accuracy)
-from mmbodvcl.testing import (free_port, make_solid_colour_dataset,
-                              make_video_dataset, multiview_pretrain_pipeline)
+from mmbodvcl.testing import (free_port, load_script,
+                              make_solid_colour_dataset, make_video_dataset,
+                              multiview_pretrain_pipeline)
 
 ROOT = Path(__file__).resolve().parents[1]
 RETRIEVAL_CONFIGS = sorted(
@@ -546,9 +546,7 @@ def test_tools_test_runs_retrieval_on_a_pretraining_checkpoint(
 
     small = str(tmp_path / 'retrieval.py')
     cfg.dump(small)
-    spec = importlib.util.spec_from_file_location('test_tool', TEST_TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script(str(TEST_TOOL))
     monkeypatch.setattr(sys, 'argv', [str(TEST_TOOL), small, ckpt])
     tool.main()
 

@@ -5,7 +5,6 @@ Stock MMAction2 models build from MMAction2's packaged configs
 checkpoint that ``tools/train.py --resume`` continues and ``tools/test.py``
 evaluates; ``--amp`` handles our optim wrapper.
 """
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -16,7 +15,8 @@ import pytest
 import torch
 
 import mmbodvcl  # noqa: F401  (compatibility fixes first)
-from mmbodvcl.testing import make_video_dataset, mmaction_config
+from mmbodvcl.testing import (load_script, make_video_dataset,
+                              mmaction_config)
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 from mmengine.registry import DefaultScope
@@ -194,11 +194,7 @@ def test_runner_trains_then_train_py_resumes_and_test_py_evaluates(
 # ------------------------------------------------------------------ --amp
 @pytest.fixture(scope='module')
 def train_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        'mmbodvcl_tools_train', osp.join(REPO_ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(REPO_ROOT, 'tools', 'train.py'))
 
 
 @pytest.mark.parametrize('wrapper_type', ['OptimWrapper', 'AmpOptimWrapper'])

@@ -2,17 +2,16 @@
 import json
 import os
 import os.path as osp
-import sys
 
 import pytest
 
 from mmbodvcl.datasets.synthetic import SEMANTICS
 from mmbodvcl.experiments.sweep import (SweepRun, expand, markdown_table,
                                         parse_grid, summarise)
+from mmbodvcl.testing import load_script
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import sweep  # noqa: E402  (tools/sweep.py)
+sweep = load_script(osp.join(REPO, 'tools', 'sweep.py'))
 
 CONFIG = osp.join(REPO, 'configs', 'synthetic',
                   'vsimclr_slowonly-r18-tiny_synthetic-i.py')

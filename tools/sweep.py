@@ -25,11 +25,12 @@ from typing import List
 
 from mmengine.fileio import dump, load
 
+from mmbodvcl.experiments.probe_hook import SyntheticProbeHook
 from mmbodvcl.experiments.sweep import (SweepRun, expand, markdown_table,
                                         parse_grid, summarise)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PROBE_FILE = 'synthetic_probe.json'
+PROBE_FILE = SyntheticProbeHook.result_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
