@@ -9,7 +9,9 @@ import mmbodvcl  # noqa: F401  (compatibility fixes, then registration)
 from mmengine.config import Config
 
 from mmbodvcl.apis.runner_cli import (add_runner_args, build_runner,
-                                      parse_runner_args, set_work_dir)
+                                      parse_runner_args,
+                                      process_group_closed_at_exit,
+                                      set_work_dir)
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,7 +86,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    build_runner(cfg).test()
+    with process_group_closed_at_exit():
+        build_runner(cfg).test()
 
 
 if __name__ == '__main__':

@@ -3,7 +3,10 @@
 import argparse
 import os
 import os.path as osp
+from contextlib import contextmanager
+from typing import Iterator
 
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -54,3 +57,16 @@ def build_runner(cfg: Config) -> Runner:
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
+
+
+@contextmanager
+def process_group_closed_at_exit() -> Iterator[None]:
+    """Destroy the process group when the run ends. MMEngine leaves it to
+    interpreter exit, where gloo's threads now and then abort a finished
+    rank ('terminate called without an active exception', exit code -6),
+    which fails the whole launch."""
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
