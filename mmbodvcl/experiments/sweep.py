@@ -23,12 +23,12 @@ class SweepRun:
 
     @property
     def setting_name(self) -> str:
-        return ' '.join(f'{k}={v}' for k, v in self.setting) or 'config'
+        return ' '.join(self.cfg_options()) or 'config'
 
     def work_dir(self, root: str) -> str:
         """``root/<config name>/<key=value,...>/seed<k>``."""
         config = osp.splitext(osp.basename(self.config))[0]
-        setting = ','.join(f'{k}={v}' for k, v in self.setting) or 'config'
+        setting = ','.join(self.cfg_options()) or 'config'
         return osp.join(root, config, setting, f'seed{self.seed}')
 
     def cfg_options(self) -> List[str]:
