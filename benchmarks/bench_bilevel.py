@@ -8,16 +8,19 @@ one real multi-view batch decoded once from generated videos and reused.
   1 backward).
 * BOD-VCL (``decouple=True``) with ``first_order``, ``itd_fd`` (default),
   ``aid_fd``, ``aid_nmn``, ``aid_cg``, ``aid_minres`` and ``itd_rmad`` through
-  ``BiLevelOptimWrapper``.
+  ``BiLevelOptimWrapper``, each with the lower level on every fraction
+  ``f`` of ``--lower-batch`` of the clips (the algorithm's ``lower_batch``;
+  rows ``<method> f=<f>``, the plain ``<method>`` row for f = 1).
 
 Time: ONE process builds every configuration and runs them round-robin, one
 training iteration of each in turn, each followed by single timed passes
 (F + B of ``loss_lower`` and of ``loss_upper``, or of ``loss`` for the
 baseline), so load changes on a shared machine hit all of them alike;
 medians are reported. The pass-cost model prices a method's passes at those
-single-pass times: ``first_order`` k lower + 1 upper, ``itd_fd`` 2k lower +
-1 upper, ``aid_fd`` (k + 2) lower + 1 upper; ``measured / passes`` is the
-overhead of everything else (target <= 1.05).
+single-pass times (the lower pass on the sub-batch): ``first_order`` k
+lower + 1 upper, ``itd_fd`` 2k lower + 1 upper, ``aid_fd`` (k + 2) lower + 1
+upper; ``measured / passes`` is the overhead of everything else (target <=
+1.05).
 
 Memory: each configuration in its own subprocess (warm-up iterations
 only): peak resident set size (``ru_maxrss``) and its increase over the RSS
@@ -25,7 +28,7 @@ before the first step; on CUDA ``torch.cuda.max_memory_allocated``.
 
 Usage: ``python benchmarks/bench_bilevel.py [--iters 5] [--slow-r50]
 [--size 112] [--device cpu|cuda] [--methods baseline itd_fd ...]
-[--json out.json]``.
+[--lower-batch 1 0.5 0.25] [--json out.json]``.
 """
 import argparse
 import json
@@ -45,6 +48,27 @@ METHODS = ['baseline', 'first_order', 'itd_fd', 'aid_fd', 'aid_nmn',
 # methods whose cost is a plain count of passes, for k lower steps.
 LOWER_PASSES = dict(
     first_order=lambda k: k, itd_fd=lambda k: 2 * k, aid_fd=lambda k: k + 2)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f'--lower-batch fractions must be in (0, 1], got {text}')
+    return value
+
+
+def config_name(method: str, lower_batch: float) -> str:
+    """Row name: ``<method>``, or ``<method> f=<f>`` on a sub-batch."""
+    return method if lower_batch == 1.0 else f'{method} f={lower_batch:g}'
+
+
+def configurations(methods: List[str], fractions: List[float]):
+    """``(method, f)`` of every row: the baseline once, each BOD-VCL
+    method at every fraction."""
+    for method in methods:
+        for fraction in [1.0] if method == 'baseline' else fractions:
+            yield method, fraction
 
 
 def _rss_kib() -> float:
@@ -94,7 +118,8 @@ def _batch(video_root: str, batch_size: int, size: int, clip_len: int):
 class _Setup:
     """One configuration: model, optimiser wrapper, batch, timers."""
 
-    def __init__(self, method: str, args, data, device: str) -> None:
+    def __init__(self, method: str, args, data, device: str,
+                 lower_batch: float = 1.0) -> None:
         import torch
         from mmengine.optim import build_optim_wrapper
 
@@ -102,8 +127,11 @@ class _Setup:
         torch.manual_seed(0)
         bodvcl = method != 'baseline'
         self.method = method
+        self.name = config_name(method, lower_batch)
+        sub_batch = dict(lower_batch=lower_batch) if lower_batch < 1 else {}
         self.model = MODELS.build(dict(_model_cfg(args.slow_r50),
-                                       decouple=bodvcl)).to(device).train()
+                                       decouple=bodvcl, **sub_batch)).to(
+                                           device).train()
         optimizer = dict(type='SGD', lr=0.01, momentum=0.9)
         # A small gamma keeps every method in its convergent regime (see
         # docs/bilevel.md); the cost does not depend on it.
@@ -119,6 +147,9 @@ class _Setup:
         self.wrapper = build_optim_wrapper(self.model, wrapper_cfg)
         self.data = self.model.data_preprocessor.cast_data(data)
         self.processed = self.model.data_preprocessor(self.data, True)
+        # The lower pass is timed on the clips the lower level sees.
+        self.lower_processed = self.model.lower_sub_batch(
+            self.processed, 0) if bodvcl else self.processed
         self.passes = ('loss_lower', 'loss_upper') if bodvcl else ('loss', )
         self.times: Dict[str, List[float]] = {
             name: []
@@ -133,8 +164,9 @@ class _Setup:
         import torch
         params = [p for p in self.model.parameters() if p.requires_grad]
         start = time.perf_counter()
-        loss, _ = self.model.parse_losses(
-            getattr(self.model, name)(**self.processed))
+        data = self.lower_processed if name == 'loss_lower' else \
+            self.processed
+        loss, _ = self.model.parse_losses(getattr(self.model, name)(**data))
         torch.autograd.grad(loss, params, allow_unused=True)
         sync()
         return time.perf_counter() - start
@@ -162,7 +194,10 @@ def _init(args):
 def timing_worker(args) -> Dict[str, Dict[str, float]]:
     """All methods in this process, round-robin; medians per method."""
     device, sync, data = _init(args)
-    setups = [_Setup(method, args, data, device) for method in args.methods]
+    setups = [
+        _Setup(method, args, data, device, fraction)
+        for method, fraction in configurations(args.methods, args.lower_batch)
+    ]
     for _ in range(args.warmup):
         for setup in setups:
             setup.step()
@@ -180,7 +215,7 @@ def timing_worker(args) -> Dict[str, Dict[str, float]]:
         if setup.method in LOWER_PASSES:
             row['passes_model_s'] = LOWER_PASSES[setup.method](
                 args.k) * row['loss_lower_s'] + row['loss_upper_s']
-        rows[setup.method] = row
+        rows[setup.name] = row
     return rows
 
 
@@ -188,7 +223,7 @@ def memory_worker(args) -> Dict[str, float]:
     """One method in this process: peak memory over warm-up iterations."""
     import torch
     device, _, data = _init(args)
-    setup = _Setup(args.method, args, data, device)
+    setup = _Setup(args.method, args, data, device, args.lower_batch[0])
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(max(args.warmup, 1)):
         setup.step()
@@ -216,6 +251,10 @@ def _parse_args():
                         help='default: cuda when available')
     parser.add_argument('--methods', nargs='+', default=METHODS,
                         choices=METHODS)
+    parser.add_argument('--lower-batch', type=_fraction, nargs='+',
+                        default=[1.0],
+                        help='fractions f of the clips the lower level '
+                        'sees (one row per BOD-VCL method and f)')
     parser.add_argument('--json', help='also write the results here')
     parser.add_argument('--worker', choices=['timing', 'memory'],
                         help=argparse.SUPPRESS)
@@ -257,11 +296,14 @@ def main() -> None:
                            size=(48, 64) if args.size <= 64 else
                            (args.size + 16, args.size + 32))
         args.videos = videos
-        rows = _run_worker(args, 'timing', ['--methods'] + args.methods)
-        for method in args.methods:
-            rows[method].update(
-                _run_worker(args, 'memory', ['--method', method]))
-            print(f'{method}: {rows[method]}', file=sys.stderr, flush=True)
+        rows = _run_worker(args, 'timing', ['--methods'] + args.methods + [
+            '--lower-batch'] + [str(f) for f in args.lower_batch])
+        for method, fraction in configurations(args.methods,
+                                               args.lower_batch):
+            name = config_name(method, fraction)
+            rows[name].update(_run_worker(args, 'memory', [
+                '--method', method, '--lower-batch', str(fraction)]))
+            print(f'{name}: {rows[name]}', file=sys.stderr, flush=True)
     meta = dict(load_before=load_before, load_after=os.getloadavg(),
                 wall_s=time.time() - start, device=args.device or 'auto')
     _print_table(rows, args, meta)
@@ -284,14 +326,14 @@ def _print_table(rows: Dict[str, Dict[str, float]], args, meta) -> None:
     print(f'| method | s/iter | x baseline | passes s | x passes | '
           f'peak RSS MiB | x baseline | {mem_key} | x baseline |')
     print('|---|---|---|---|---|---|---|---|---|')
-    for method, row in rows.items():
+    for name, row in rows.items():
         ratio = row['iter_s'] / base['iter_s'] if base else float('nan')
         passes = row.get('passes_model_s')
         rss = row['peak_rss_mib'] / base['peak_rss_mib'] if base else float(
             'nan')
         mem = row[mem_key] / base[mem_key] if base and base[
             mem_key] > 0 else float('nan')
-        print(f'| {method} | {row["iter_s"]:.3f} | {ratio:.2f} | '
+        print(f'| {name} | {row["iter_s"]:.3f} | {ratio:.2f} | '
               + (f'{passes:.3f} | {row["iter_s"] / passes:.3f} | '
                  if passes else '- | - | ')
               + f'{row["peak_rss_mib"]:.1f} | {rss:.2f} | '

@@ -6,12 +6,14 @@ import copy
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Union
 
+import torch
 from mmaction.registry import MODELS
 from mmengine.model import BaseModel, ModuleDict
 from mmengine.optim import OptimWrapper
 from torch import Tensor
 
 from mmbodvcl.engine.optim_wrappers import BiLevelOptimWrapper
+from mmbodvcl.functional.sub_batch import check_lower_batch, sub_batch_indices
 from ..decouplers import Decoupled, Encoder
 from ..utils import temporally_local
 from .legacy import upgrade_legacy_config
@@ -38,6 +40,9 @@ class BaseVideoSSL(BaseModel):
     """
     #: Fewer views are refused by :meth:`_check_views`.
     min_views = 2
+    #: Clips of each batch the lower level sees (:meth:`lower_sub_batch`).
+    lower_batch: Optional[Union[float, int]] = None
+    lower_batch_seed = 0
 
     def __init__(self,
                  backbone: dict,
@@ -124,9 +129,40 @@ class BaseVideoSSL(BaseModel):
         data = self.data_preprocessor(data, True)
         params = trainable_parameters(self)
         names = [name for name, _ in params]
-        return optim_wrapper.update_params_bilevel(
-            params, StatelessLoss(self, self.loss_lower, data, names, False),
+        lower_data = self.lower_sub_batch(data, optim_wrapper.inner_count)
+        log_vars = optim_wrapper.update_params_bilevel(
+            params,
+            StatelessLoss(self, self.loss_lower, lower_data, names, False),
             StatelessLoss(self, self.loss_upper, data, names, True))
+        inputs = lower_data['inputs']
+        log_vars['lower_batch_size'] = torch.tensor(float(len(
+            inputs if isinstance(inputs, Tensor) else inputs[0])))
+        return log_vars
+
+    def lower_sub_batch(self, data: dict, iteration: int) -> dict:
+        """The clips of the preprocessed ``data`` (``inputs``: a list of
+        views ``(N, ...)`` or one ``(N, ...)`` tensor) that the lower level
+        sees at ``iteration``: ``lower_batch`` of them, all when None. The
+        iteration is the optim wrapper's ``inner_count``: MMEngine sets it
+        to the loop's iteration at the start of training and on resume, it
+        is the same on every rank, and it exists without a Runner."""
+        if self.lower_batch is None:
+            return data
+        inputs = data['inputs']
+        index = sub_batch_indices(
+            len(inputs if isinstance(inputs, Tensor) else inputs[0]),
+            self.lower_batch, seed=self.lower_batch_seed,
+            iteration=iteration,
+            min_clips=getattr(self.decoupler, 'min_lower_clips', 1),
+            name=f'{type(self).__name__}: lower_batch')
+        samples = data.get('data_samples')
+        return dict(
+            data,
+            inputs=inputs[index.to(inputs.device)] if isinstance(
+                inputs, Tensor) else [view[index.to(view.device)]
+                                      for view in inputs],
+            data_samples=None if samples is None else
+            [samples[i] for i in index.tolist()])
 
     def _check_post_step_updates(self, limit: int = 100) -> None:
         """Refuse to train on with a frozen momentum encoder / unnormalised
@@ -215,6 +251,13 @@ class BaseVCL(BaseVideoSSL):
             stride 1; the paper's Table 10 "strict" ablation).
         data_preprocessor: Config of the multi-view data preprocessor.
         init_cfg: Initialisation config.
+        lower_batch: Bi-level training only: the lower level (its steps
+            and the hypergradient's finite differences, for every method)
+            sees this fraction (float in (0, 1]) or number (int) of each
+            rank's clips, the upper level all of them; None: all.
+            Which clips: :mod:`mmbodvcl.functional.sub_batch`; logged as
+            ``lower_batch_size``.
+        lower_batch_seed: Seed of that choice (with the iteration).
         **legacy: ``decouple`` / ``with_pred_loss`` of configs written
             before the decoupler existed (see :mod:`.legacy`).
     """
@@ -228,6 +271,8 @@ class BaseVCL(BaseVideoSSL):
                  strict_lower: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
+                 lower_batch: Optional[Union[float, int]] = None,
+                 lower_batch_seed: int = 0,
                  **legacy) -> None:
         neck, decoupler, with_lower_loss = upgrade_legacy_config(
             neck, decoupler, with_lower_loss, legacy)
@@ -238,15 +283,23 @@ class BaseVCL(BaseVideoSSL):
             init_cfg=init_cfg)
         self.neck = MODELS.build(neck)
         needs_lower = {'with_lower_loss': with_lower_loss,
-                       'strict_lower': strict_lower}
+                       'strict_lower': strict_lower,
+                       'lower_batch': lower_batch}
         for name, value in needs_lower.items():
-            if value and not self.decoupler.has_lower_loss:
+            if value not in (None, False) and \
+                    not self.decoupler.has_lower_loss:
                 raise ValueError(
-                    f'{type(self).__name__}: {name}=True needs a decoupler '
+                    f'{type(self).__name__}: {name}={value!r} needs a '
+                    'decoupler '
                     f'with a lower-level loss, but '
                     f'{type(self.decoupler).__name__} has none')
         self.with_lower_loss = with_lower_loss
         self.strict_lower = strict_lower
+        if lower_batch is not None:
+            check_lower_batch(lower_batch,
+                              f'{type(self).__name__}: lower_batch')
+        self.lower_batch = lower_batch
+        self.lower_batch_seed = lower_batch_seed
         # MMEngine's ModuleDict runs the heads' init_weights (init_cfg).
         self.heads = ModuleDict(
             {part: MODELS.build(copy.deepcopy(head))
