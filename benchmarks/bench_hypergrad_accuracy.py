@@ -15,10 +15,15 @@ k = 1. For each lower step size gamma:
   second-order correction, ``v`` = first order) and ``|h - h_itd| /
   |h_itd|``;
 * AID-CG (5 iterations): CG steps taken, whether it stopped at
-  non-positive curvature, and the cosine to the unrolled hypergradient.
+  non-positive curvature, and the cosine to the unrolled hypergradient;
+* with ``--lower-batch f ...``: the lower level on a fraction f of the
+  clips (the algorithms' ``lower_batch``, every window the rule can pick):
+  cosine of ITD-FD's and of the exact ITD-RMAD hypergradient to the same
+  method's full-batch one (mean and min over the windows), beside the
+  cosine of the first-order ``v`` to it.
 
 Usage: ``python benchmarks/bench_hypergrad_accuracy.py [--seeds 0 1]
-[--gammas 1e-4 1e-3 1e-2] [--size 32]``.
+[--gammas 1e-4 1e-3 1e-2] [--size 32] [--lower-batch 0.5 0.25]``.
 """
 import argparse
 import os.path as osp
@@ -78,6 +83,50 @@ def _hypergradients(model, data, gamma: float) -> Dict[str, torch.Tensor]:
     return results
 
 
+def _sub_batch_cosines(model, data, gamma: float,
+                       fractions: List[float]) -> Dict[str, List[float]]:
+    """``{f'{method} f={f}': [cosine to the full batch per window]}`` and
+    ``first_order`` ``v`` against each full-batch hypergradient."""
+    from mmbodvcl.functional.hypergrad import (BilevelProblem, FirstOrder,
+                                               ItdFd, ItdRmad)
+    from mmbodvcl.functional.sub_batch import sub_batch_indices
+    from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
+                                                      trainable_parameters)
+    processed = model.data_preprocessor(data, True)
+    named = trainable_parameters(model)
+    names = [name for name, _ in named]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = len(processed['inputs'][0])
+
+    def run(method, index=None):
+        model.load_state_dict(state)
+        lower_data = processed if index is None else dict(
+            processed, inputs=[view[index] for view in processed['inputs']])
+        lower = StatelessLoss(model, model.loss_lower, lower_data, names,
+                              False)
+        upper = StatelessLoss(model, model.loss_upper, processed, names,
+                              True)
+        problem = BilevelProblem(lambda t: lower(t)[0],
+                                 lambda t: upper(t)[0], gamma)
+        return _flat(method([p for _, p in named], problem).hypergrad)
+
+    cosine = torch.nn.functional.cosine_similarity
+    results: Dict[str, List[float]] = {}
+    v = run(FirstOrder())
+    for name, method in (('itd_fd', ItdFd()), ('itd_rmad', ItdRmad())):
+        full = run(method)
+        results[f'first_order vs {name}'] = [float(cosine(v, full, dim=0))]
+        for fraction in fractions:
+            windows = {tuple(sub_batch_indices(batch, fraction, 0,
+                                               it).tolist())
+                       for it in range(100)}
+            results[f'{name} f={fraction:g}'] = [
+                float(cosine(run(method, torch.tensor(w)), full, dim=0))
+                for w in sorted(windows)]
+    model.load_state_dict(state)
+    return results
+
+
 def _warm_up(model, data, steps: int) -> None:
     """``steps`` single-level SGD steps on ``loss()`` (L_A + L_M + L_pred):
     away from the initialisation, whose zero-initialised residual
@@ -128,6 +177,9 @@ def main() -> None:
                         help='single-level SGD steps before measuring')
     parser.add_argument('--double', action='store_true',
                         help='float64 model (no rounding error)')
+    parser.add_argument('--lower-batch', type=float, nargs='+', default=[],
+                        help='fractions f of the clips for the lower level: '
+                        'cosine of the hypergradient to the full-batch one')
     args = parser.parse_args()
     from mmengine.registry import init_default_scope
 
@@ -154,6 +206,12 @@ def main() -> None:
         _warm_up(model, data, args.warm_steps)
         for gamma in args.gammas:
             _report(seed, gamma, _hypergradients(model, data, gamma))
+            if args.lower_batch:
+                for key, cosines in _sub_batch_cosines(
+                        model, data, gamma, args.lower_batch).items():
+                    mean = sum(cosines) / len(cosines)
+                    print(f'  cos {key:<22} mean {mean:.4f} min '
+                          f'{min(cosines):.4f} ({len(cosines)} windows)')
 
 
 if __name__ == '__main__':

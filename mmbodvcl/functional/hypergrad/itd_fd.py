@@ -41,6 +41,9 @@ class ItdFd(FiniteDifference):
     def correct(self, path: LowerPath, upper_grad: List[Tensor],
                 problem: BilevelProblem,
                 stats: Dict[str, float]) -> List[Tensor]:
+        # theta* was only needed for v: free that parameter-sized copy
+        # before the difference passes allocate theirs (peak memory).
+        path.theta_star.clear()
         vec = list(upper_grad)
         for theta, grads in zip(reversed(path.points), reversed(path.grads)):
             size = norm(vec).item()
