@@ -374,3 +374,32 @@ def test_bench_rows_for_each_fraction(tmp_path):
         assert row['passes_model_s'] == pytest.approx(
             2 * row['loss_lower_s'] + row['loss_upper_s'])
         assert row['iter_s'] > 0
+
+
+def test_itd_fd_recompute_gives_the_same_hypergradient(videos):
+    """``recompute=True`` drops the lower steps' gradients (memory) and
+    computes them again: the same hypergradient, one more lower pass per
+    step."""
+    from mmbodvcl.engine import build_hypergradient
+    from mmbodvcl.functional.hypergrad import BilevelProblem
+    from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
+                                                      trainable_parameters)
+    model = _model()
+    data = model.data_preprocessor(_batch(videos), True)
+    named = trainable_parameters(model)
+    names = [name for name, _ in named]
+    results = {}
+    for recompute in (False, True):
+        method = build_hypergradient(dict(type='itd_fd', inner_steps=2,
+                                          recompute=recompute))
+        lower = StatelessLoss(model, model.loss_lower, data, names, False)
+        upper = StatelessLoss(model, model.loss_upper, data, names, True)
+        results[recompute] = method(
+            [p for _, p in named],
+            BilevelProblem(lambda t: lower(t)[0], lambda t: upper(t)[0],
+                           0.05))
+    kept, again = results[False], results[True]
+    assert kept.passes['lower_backward'] == 4
+    assert again.passes['lower_backward'] == 6
+    for a, b in zip(kept.hypergrad, again.hypergrad):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
