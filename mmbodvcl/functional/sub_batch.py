@@ -74,8 +74,8 @@ def sub_batch_size(batch_size: int,
         raise ValueError(
             f'{name}={lower_batch!r} gives {size} of {batch_size} clips for '
             f'the lower level, but its loss needs at least {min_clips} '
-            f'clips (the decoupler\'s min_lower_clips); raise {name} or '
-            'the batch size')
+            f'clips (the decoupler\'s min_lower_clips); raise it or the '
+            'batch size')
     return size
 
 
