@@ -426,10 +426,15 @@ def test_checkpoint_written_before_the_interface_loads():
         z = model.encode(saved['probe'])
         split = model.decoupler.split(z)
         predicted = model.heads['static'].predictor(split.static)
-    assert torch.equal(z, saved['z'])
-    assert torch.equal(split.static, saved['static'])
-    assert torch.equal(split.dynamic, saved['dynamic'])
-    assert torch.equal(predicted, saved['predicted'])
+    # Same arithmetic, but CPUs of other vector widths sum in other orders:
+    # float32 round-off (~1e-7 relative) may differ, while a key loaded into
+    # the wrong module, or a legacy option mapped to the wrong setting,
+    # changes these values at their own scale.
+    for name, value in (('z', z), ('static', split.static),
+                        ('dynamic', split.dynamic),
+                        ('predicted', predicted)):
+        torch.testing.assert_close(value, saved[name], rtol=1e-4,
+                                   atol=1e-4 * saved[name].abs().max())
     target_neck = model.target_net.module[1]
     assert isinstance(target_neck.projector.bn2, torch.nn.BatchNorm1d)
 
