@@ -48,6 +48,15 @@ def _no_sync() -> None:
     return None
 
 
+def _count(owner: object, name: str, value: int) -> int:
+    """``value``, checked to be an integer >= 1 (an argument ``name`` of
+    ``owner``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'{type(owner).__name__}: {name} must be an integer '
+                         f'>= 1, got {value!r}')
+    return value
+
+
 def _zero_passes() -> Dict[str, int]:
     return dict(
         lower_forward=0,
@@ -271,16 +280,10 @@ class Hypergradient:
     def __init__(self,
                  inner_steps: int = 1,
                  lower_lr: Optional[float] = None) -> None:
-        name = type(self).__name__
-        if isinstance(inner_steps, bool) or not isinstance(
-                inner_steps, int) or inner_steps < 1:
-            raise ValueError(
-                f'{name}: inner_steps must be an integer >= 1, got '
-                f'{inner_steps!r}')
+        self.inner_steps = _count(self, 'inner_steps', inner_steps)
         if lower_lr is not None and not lower_lr > 0:
-            raise ValueError(
-                f'{name}: lower_lr must be > 0 or None, got {lower_lr!r}')
-        self.inner_steps = inner_steps
+            raise ValueError(f'{type(self).__name__}: lower_lr must be > 0 '
+                             f'or None, got {lower_lr!r}')
         self.lower_lr = lower_lr
 
     def __repr__(self) -> str:
@@ -367,22 +370,13 @@ class FiniteDifference(Hypergradient):
         inner_steps, lower_lr: see :class:`Hypergradient`.
     """
 
-    def __init__(self,
-                 inner_steps: int = 1,
-                 lower_lr: Optional[float] = None,
-                 alpha: float = 0.01) -> None:
+    def __init__(self, inner_steps: int = 1,
+                 lower_lr: Optional[float] = None, alpha: float = 0.01):
         super().__init__(inner_steps, lower_lr)
         if not alpha > 0:
             raise ValueError(
                 f'{type(self).__name__}: alpha must be > 0, got {alpha!r}')
         self.alpha = alpha
-
-
-def _check_iterations(owner: str, iterations: int) -> None:
-    if isinstance(iterations, bool) or not isinstance(
-            iterations, int) or iterations < 1:
-        raise ValueError(f'{owner}: iterations must be an integer >= 1, got '
-                         f'{iterations!r}')
 
 
 class HessianSolve(Hypergradient):
@@ -397,13 +391,10 @@ class HessianSolve(Hypergradient):
         inner_steps, lower_lr: see :class:`Hypergradient`.
     """
 
-    def __init__(self,
-                 inner_steps: int = 1,
-                 lower_lr: Optional[float] = None,
-                 iterations: int = 5) -> None:
+    def __init__(self, inner_steps: int = 1,
+                 lower_lr: Optional[float] = None, iterations: int = 5):
         super().__init__(inner_steps, lower_lr)
-        _check_iterations(type(self).__name__, iterations)
-        self.iterations = iterations
+        self.iterations = _count(self, 'iterations', iterations)
 
     def correct(self, path: LowerPath, upper_grad: List[Tensor],
                 problem: BilevelProblem,
@@ -425,13 +416,11 @@ class KrylovSolve(HessianSolve):
         iterations, inner_steps, lower_lr: see :class:`HessianSolve`.
     """
 
-    def __init__(self,
-                 inner_steps: int = 1,
-                 lower_lr: Optional[float] = None,
-                 iterations: int = 5,
-                 tol: float = 1e-10) -> None:
-        super().__init__(inner_steps, lower_lr, iterations)
+    def __init__(self, inner_steps: int = 1,
+                 lower_lr: Optional[float] = None, iterations: int = 5,
+                 tol: float = 1e-10):
         if not tol >= 0:
             raise ValueError(
                 f'{type(self).__name__}: tol must be >= 0, got {tol!r}')
         self.tol = tol
+        super().__init__(inner_steps, lower_lr, iterations)

@@ -32,10 +32,8 @@ class ItdFd(FiniteDifference):
     unrolled = True
     keeps_path = True
 
-    def __init__(self,
-                 inner_steps: int = 1,
-                 lower_lr: Optional[float] = None,
-                 alpha: float = 1e-4) -> None:
+    def __init__(self, inner_steps: int = 1,
+                 lower_lr: Optional[float] = None, alpha: float = 1e-4):
         super().__init__(inner_steps, lower_lr, alpha)
 
     def correct(self, path: LowerPath, upper_grad: List[Tensor],
