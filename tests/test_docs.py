@@ -72,11 +72,18 @@ def _repo_path_exists(name: str) -> bool:
 
 def _python_name_exists(dotted: str) -> bool:
     parts = dotted.split('.')
+    package = osp.dirname(importlib.import_module('mmbodvcl').__file__)
     for cut in range(len(parts), 0, -1):
         try:
             obj = importlib.import_module('.'.join(parts[:cut]))
         except ImportError:
             continue
+        # Only modules of the imported package count (not a stale copy of
+        # another checkout that an editable install could still serve).
+        if not osp.realpath(obj.__file__).startswith(
+                osp.realpath(package)):
+            return False
+
         for attr in parts[cut:]:
             if not hasattr(obj, attr):
                 return False
