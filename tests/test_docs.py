@@ -1,4 +1,5 @@
-"""The documentation names only what exists.
+"""The documentation names only what exists, and the model zoo lists every
+config.
 
 Every repository path (``configs/...``, ``tools/...``, ``mmbodvcl/...``,
 ...), Python name (``mmbodvcl.x.y``), MMAction2 config (``mmaction::...``)
@@ -14,6 +15,7 @@ import re
 from typing import Iterator, List, Tuple
 
 import pytest
+import yaml
 from mmengine.utils import get_installed_path
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -155,3 +157,28 @@ def test_the_check_finds_what_is_missing(tmp_path):
          'tools/{train,tset}.py'])
     assert MACHINE_PATH.findall('see /home/me/data and ~/x, s3://b/tmp/y')\
         == ['/home/me/data']
+
+
+METAFILES = sorted(glob.glob(osp.join(ROOT, 'configs', '*', 'metafile.yml')))
+
+
+@pytest.mark.parametrize('path', METAFILES,
+                         ids=lambda p: osp.relpath(p, ROOT))
+def test_metafile_lists_every_config_of_its_folder(path):
+    """The model zoo's metafile names each config of its folder once (new
+    configs must be added), and each README row it has."""
+    with open(path, encoding='utf-8') as f:
+        models = yaml.safe_load(f)['Models']
+    folder = osp.dirname(path)
+    listed = sorted(model['Config'] for model in models)
+    configs = sorted(
+        osp.relpath(config, ROOT)
+        for config in glob.glob(osp.join(folder, '**', '*.py'), recursive=True)
+        if '_base_' not in osp.relpath(config, folder).split(osp.sep))
+    assert listed == configs
+    with open(osp.join(folder, 'README.md'), encoding='utf-8') as f:
+        readme = f.read()
+    missing = [config for config in configs
+               if f'({osp.relpath(osp.join(ROOT, config), folder)})'
+               not in readme]
+    assert missing == [], 'configs without a row in the README'
