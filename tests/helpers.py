@@ -22,21 +22,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.utils import get_installed_path
 
-
-def write_video(path: str, frames: Sequence[np.ndarray], fps: int = 8) -> str:
-    """Write ``(H, W, 3)`` uint8 BGR frames as an ``mp4v`` video."""
-    height, width = frames[0].shape[:2]
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                             (width, height))
-    if not writer.isOpened():
-        raise OSError(f'OpenCV could not open {path!r} for writing')
-    try:
-        for frame in frames:
-            writer.write(frame)
-    finally:
-        writer.release()
-    return path
+from mmbodvcl.datasets.video_writer import write_video
 
 
 def make_video(path: str,
