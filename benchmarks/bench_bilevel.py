@@ -77,7 +77,7 @@ def _model_cfg(slow_r50: bool) -> dict:
 def _batch(video_root: str, batch_size: int, size: int, clip_len: int):
     from mmengine.runner import Runner
 
-    from mmbodvcl.testing import multiview_pretrain_pipeline
+    from checkout import multiview_pretrain_pipeline
     loader = Runner.build_dataloader(
         dict(batch_size=batch_size, num_workers=0,
              sampler=dict(type='DefaultSampler', shuffle=False),
@@ -248,7 +248,7 @@ def main() -> None:
         print(json.dumps(memory_worker(args)))
         return
 
-    from mmbodvcl.testing import make_video_dataset
+    from checkout import make_video_dataset
     load_before = os.getloadavg()
     start = time.time()
     with tempfile.TemporaryDirectory() as videos:

@@ -1,6 +1,6 @@
 """Data path: rho views with one decode vs the single-clip pipeline rho times.
 
-Generates videos with ``mmbodvcl.testing`` (OpenCV mp4, decoded by decord),
+Generates videos with ``tests/helpers.py`` (OpenCV mp4, decoded by decord),
 then measures, side by side and interleaved in rounds, clips per second of
 
 * ``multi-view``: ``multiview_pretrain_pipeline(rho)``: one open, one
@@ -32,7 +32,7 @@ from mmengine.registry import init_default_scope
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import TRANSFORMS
-from mmbodvcl.testing import make_video, multiview_pretrain_pipeline
+from checkout import make_video, multiview_pretrain_pipeline
 
 
 def build(steps: List[Dict]) -> Compose:

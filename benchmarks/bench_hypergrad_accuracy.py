@@ -133,7 +133,7 @@ def main() -> None:
 
     import mmbodvcl  # noqa: F401
     from mmaction.registry import MODELS
-    from mmbodvcl.testing import make_video_dataset
+    from checkout import make_video_dataset
     init_default_scope('mmaction')
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as videos:

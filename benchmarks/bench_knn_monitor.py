@@ -54,7 +54,7 @@ class EpochClock(Hook):
 
 
 def runner_cfg(args, root: str, bodvcl: bool) -> dict:
-    from mmbodvcl.testing import multiview_pretrain_pipeline
+    from checkout import multiview_pretrain_pipeline
     clip = dict(clip_len=8, frame_interval=2)
     videos = dict(
         ann_file=osp.join(root, 'ann.txt'), data_prefix=dict(video=root))
@@ -155,7 +155,7 @@ def main() -> None:
     from mmengine.registry import init_default_scope
 
     import mmbodvcl  # noqa: F401  (registration)
-    from mmbodvcl.testing import make_video_dataset
+    from checkout import make_video_dataset
     torch.set_num_threads(1)
     init_default_scope('mmaction')
     root = tempfile.mkdtemp()

@@ -16,8 +16,8 @@ from mmengine.runner import Runner
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
 from mmbodvcl.models.algorithms import CosineMomentumEncoder
-from mmbodvcl.testing import (LossRecorder, free_port, make_video_dataset,
-                              multiview_pretrain_pipeline)
+from helpers import (LossRecorder, free_port, make_video_dataset,
+                     multiview_pretrain_pipeline)
 
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)

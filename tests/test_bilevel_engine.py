@@ -36,7 +36,7 @@ from mmbodvcl.engine.optim_wrappers import LARS, BiLevelOptimWrapper
 from mmbodvcl.models.utils import temporally_local
 from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
                                                   trainable_parameters)
-from mmbodvcl.testing import (free_port, make_video_dataset)
+from helpers import free_port, make_video_dataset
 
 FEAT = 6
 _RUN_IDS = itertools.count()
@@ -448,13 +448,13 @@ def test_build_time_refusals():
     model = TinyBiLevelVCL()
     # torch's DataParallel is a registered model wrapper that runs without
     # a process group, like any single-loss wrapper.
-    with pytest.raises(TypeError, match='BiLevelDistributedDataParallel'):
+    with pytest.raises(TypeError, match='ReducerFreeDataParallel'):
         build_optim_wrapper(nn.DataParallel(model), cfg)
     with pytest.raises(TypeError, match='builds BiLevelOptimWrapper only'):
         build_optim_wrapper(model, dict(cfg, type='OptimWrapper'))
     wrapper = build_optim_wrapper(model, cfg)
     with pytest.raises(RuntimeError,
-                       match="type='BiLevelDistributedDataParallel'"):
+                       match="type='ReducerFreeDataParallel'"):
         wrapper.update_params(model.head.weight.sum())
 
 
@@ -601,7 +601,7 @@ def _dist_worker(rank: int, world_size: int, port: int,
     for cfg_dict in cfg_dicts:
         cfg = Config(cfg_dict)
         cfg.launcher = 'pytorch'
-        cfg.model_wrapper_cfg = dict(type='BiLevelDistributedDataParallel')
+        cfg.model_wrapper_cfg = dict(type='ReducerFreeDataParallel')
         runner = Runner.from_cfg(cfg)
         assert get_world_size() == world_size
         runner.train()
@@ -643,10 +643,10 @@ def test_two_gloo_ranks_match_one_process(videos, tmp_path):
 
 
 def test_ddp_wrapper_refuses_a_single_level_optim_wrapper():
-    from mmbodvcl.engine.model_wrappers import BiLevelDistributedDataParallel
+    from mmbodvcl.engine.model_wrappers import ReducerFreeDataParallel
     from mmengine.optim import OptimWrapper
     model = TinyBiLevelVCL()
-    wrapped = BiLevelDistributedDataParallel(model)  # no process group: ok
+    wrapped = ReducerFreeDataParallel(model)  # no process group: ok
     plain = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(TypeError, match='BiLevelOptimWrapper'):
         wrapped.train_step({}, plain)

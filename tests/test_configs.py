@@ -33,7 +33,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
-from mmbodvcl.testing import make_video_dataset
+from helpers import make_video_dataset
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PRETRAIN_CONFIGS = sorted(
@@ -313,8 +313,7 @@ def test_bodvcl_is_its_baseline_plus_exactly_the_decoupling(config):
     assert 'model_wrapper_cfg' not in plain
     assert bodvcl['koopman_decoupler']['type'] == 'KoopmanDecoupler'
     assert bodvcl['bilevel_optim_wrapper']['type'] == 'BiLevelOptimWrapper'
-    assert bodvcl['bilevel_model_wrapper']['type'] == \
-        'BiLevelDistributedDataParallel'
+    assert bodvcl['bilevel_model_wrapper']['type'] == 'ReducerFreeDataParallel'
     expected = with_changes(
         plain, {
             'model.decoupler': bodvcl['koopman_decoupler'],
@@ -503,7 +502,7 @@ def test_main_configs_hold_the_paper_recipe(algorithm):
     assert cfg.optim_wrapper.optimizer.type == 'LARS'
     assert cfg.optim_wrapper.hypergrad.type == 'itd_fd'
     assert cfg.optim_wrapper.hypergrad.inner_steps == 1
-    assert cfg.model_wrapper_cfg.type == 'BiLevelDistributedDataParallel'
+    assert cfg.model_wrapper_cfg.type == 'ReducerFreeDataParallel'
     assert cfg.train_cfg.max_epochs == 200
     assert cfg.auto_scale_lr == dict(
         enable=False,

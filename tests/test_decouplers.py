@@ -24,8 +24,7 @@ from mmbodvcl.models.decouplers import (BaseDecoupler, Decoupled,
                                         encode_views)
 from mmbodvcl.models.necks import PerFrameProjectionNeck
 from mmbodvcl.models.utils import NamedMLP
-from mmbodvcl.testing import (make_video, make_video_dataset,
-                              multiview_pretrain_pipeline)
+from helpers import make_video, make_video_dataset, multiview_pretrain_pipeline
 
 LEGACY_CHECKPOINT = osp.join(
     osp.dirname(__file__), 'data', 'legacy_vbyol_bodvcl_v0.1.pth')

@@ -27,7 +27,7 @@ from mmengine.runner import Runner
 import mmaction
 import mmbodvcl  # noqa: F401  (compat fixes, registration)
 from mmaction.registry import MODELS
-from mmbodvcl.testing import load_script, make_video, make_video_dataset
+from helpers import load_script, make_video, make_video_dataset
 
 # Backbones built outside a Runner find layers such as ``Conv2plus1d``
 # through the default scope, as a Runner built from these configs does.

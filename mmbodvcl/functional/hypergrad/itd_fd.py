@@ -5,8 +5,8 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor
 
-from .aid_fd import FiniteDifference
-from .base import BilevelProblem, LowerPath, norm, shifted
+
+from .base import BilevelProblem, FiniteDifference, LowerPath, norm, shifted
 
 
 class ItdFd(FiniteDifference):
@@ -32,10 +32,8 @@ class ItdFd(FiniteDifference):
     unrolled = True
     keeps_path = True
 
-    def __init__(self,
-                 inner_steps: int = 1,
-                 lower_lr: Optional[float] = None,
-                 alpha: float = 1e-4) -> None:
+    def __init__(self, inner_steps: int = 1,
+                 lower_lr: Optional[float] = None, alpha: float = 1e-4):
         super().__init__(inner_steps, lower_lr, alpha)
 
     def correct(self, path: LowerPath, upper_grad: List[Tensor],
