@@ -25,7 +25,7 @@ before the first step; on CUDA ``torch.cuda.max_memory_allocated``.
 
 Usage: ``python benchmarks/bench_bilevel.py [--iters 5] [--slow-r50]
 [--size 112] [--device cpu|cuda] [--methods baseline itd_fd ...]
-[--json out.json]``.
+[--json out.json] [--tiny]``.
 """
 import argparse
 import json
@@ -221,7 +221,17 @@ def _parse_args():
                         help=argparse.SUPPRESS)
     parser.add_argument('--method', help=argparse.SUPPRESS)
     parser.add_argument('--videos', help=argparse.SUPPRESS)
-    return parser.parse_args()
+    parser.add_argument('--tiny', action='store_true',
+                        help='a smoke run: 2 videos at 32 px, one timed '
+                        'iteration, no warm-up, only baseline and itd_fd '
+                        'of the requested methods')
+    args = parser.parse_args()
+    if args.tiny:
+        from mmbodvcl.engine import DEFAULT_HYPERGRADIENT
+        args.batch_size, args.size, args.iters, args.warmup = 2, 32, 1, 0
+        args.methods = [m for m in args.methods
+                        if m in ('baseline', DEFAULT_HYPERGRADIENT)]
+    return args
 
 
 def _run_worker(args, worker: str, extra: List[str]) -> dict:
