@@ -174,11 +174,11 @@ def main() -> None:
     parser.add_argument('--rho', type=int, nargs='+', default=[2, 4])
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--tiny', action='store_true',
-                        help='2 videos of 24 frames at 48x64, rho 2, one '
-                        'round: a smoke run')
+                        help='2 videos at 48x64, rho 2, one round: a '
+                        'smoke run')
     args = parser.parse_args()
     if args.tiny:
-        args.videos, args.frames, args.rho, args.rounds = 2, 24, [2], 1
+        args.videos, args.rho, args.rounds = 2, [2], 1
         args.height, args.width, args.size = 48, 64, 32
 
     init_default_scope('mmaction')

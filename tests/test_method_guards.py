@@ -111,7 +111,7 @@ def test_known_parts_reach_their_heads():
     with torch.no_grad():
         decoupled = model.decouple_views(views)
         losses = model.loss(views)
-    # Every clip has one static mode (eigenvalue 1) and two dynamic ones.
+    # Every clip has exactly one static mode: the eigenvalue 1 of s.
     assert decoupled.statistics['num_static_modes'] == 1
     # The decoupler puts the constant part into `static`, the rotation into
     # `dynamic` (fp32 eig of a well-conditioned rank-3 system: 1e-4).
