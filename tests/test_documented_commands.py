@@ -8,9 +8,10 @@ command is covered as soon as it is written, and one naming a script that
 does not exist fails. Each script is in exactly one of two tables:
 
 * ``RUN_TINY``: every literal occurrence (no shell variables, globs or
-  placeholders; optional ``[...]`` arguments left out) runs as documented, in an empty folder, with the table's
-  arguments appended (argparse keeps the last value, so ``--tiny`` or the
-  like overrides the documented sizes);
+  placeholders; optional ``[...]`` arguments left out) runs as documented,
+  in an empty folder, with the table's arguments appended (argparse keeps
+  the last value, so ``--tiny`` overrides the documented sizes); in this
+  process where it can (one start of torch and MMAction2 for all);
 * ``HELP_ONLY``: scripts that need a dataset, a trained checkpoint or a
   GPU at any size, with the reason and the test that runs them on tiny
   generated data; here their ``--help`` runs.
