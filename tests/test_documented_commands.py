@@ -58,9 +58,10 @@ RUN_TINY: Dict[str, List[str]] = {
 }
 HELP_ONLY: Dict[str, str] = {
     'tools/train.py':
-    'trains on Kinetics-400 / UCF-101 or for the synthetic experiment\'s '
-    'thousands of iterations; tiny configs train through it in '
-    'test_launch.py, test_sweep.py and test_synthetic_experiments.py',
+    'trains on Kinetics-400 / UCF-101, or the synthetic configs for 300 '
+    'iterations and their probes; tiny configs train through it in '
+    'test_launch.py and test_sweep.py, the synthetic configs through the '
+    'Runner in test_synthetic_experiments.py',
     'tools/test.py':
     'needs a trained checkpoint and the dataset; runs on generated videos '
     'in test_downstream.py',
