@@ -18,7 +18,7 @@ k = 1. For each lower step size gamma:
   non-positive curvature, and the cosine to the unrolled hypergradient.
 
 Usage: ``python benchmarks/bench_hypergrad_accuracy.py [--seeds 0 1]
-[--gammas 1e-4 1e-3 1e-2] [--size 32]``.
+[--gammas 1e-4 1e-3 1e-2] [--size 32] [--tiny]``.
 """
 import argparse
 import os.path as osp
@@ -128,7 +128,13 @@ def main() -> None:
                         help='single-level SGD steps before measuring')
     parser.add_argument('--double', action='store_true',
                         help='float64 model (no rounding error)')
+    parser.add_argument('--tiny', action='store_true',
+                        help='one seed, one gamma, 2 videos, at most one '
+                        'warm-up step: a smoke run')
     args = parser.parse_args()
+    if args.tiny:
+        args.seeds, args.gammas, args.batch_size = args.seeds[:1], [1e-2], 2
+        args.warm_steps = min(args.warm_steps, 1)
     from mmengine.registry import init_default_scope
 
     import mmbodvcl  # noqa: F401

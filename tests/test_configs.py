@@ -174,8 +174,8 @@ def build_runner(cfg: Config) -> Runner:
 
 
 class ParameterChange(Hook):
-    """Records how far the backbone's parameters moved in each iteration
-    and whether they stayed finite."""
+    """Records how far the backbone's parameters moved in each iteration,
+    whether they stayed finite, and the clips of the last batch."""
 
     def __init__(self) -> None:
         self.changes: List[float] = []
@@ -185,6 +185,8 @@ class ParameterChange(Hook):
         return runner.model.backbone
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        # inputs: one (V, C, T, H, W) tensor per video
+        self.clips = sum(len(video) for video in data_batch['inputs'])
         self._before = [
             p.detach().clone() for p in self._backbone(runner).parameters()
         ]
@@ -233,9 +235,11 @@ def test_one_training_iteration(config, video_ann, tmp_path):
     for part in parts:
         assert math.isfinite(hub.get_scalar(f'train/loss_{part}').current())
     if parts == ('static', 'dynamic'):
-        static = hub.get_scalar('train/num_static_modes').current()
-        dynamic = hub.get_scalar('train/num_dynamic_modes').current()
-        assert static >= 0 and dynamic >= 0
+        # Per-clip mode counts averaged over the iteration's clips: whole
+        # multiples of 1 / clips (a count that is not one fails).
+        for key in ('num_static_modes', 'num_dynamic_modes'):
+            count = hub.get_scalar(f'train/{key}').current() * recorder.clips
+            assert abs(count - round(count)) < 1e-4, (key, count)
     if cfg.optim_wrapper.type == 'BiLevelOptimWrapper' or \
             cfg.model.with_lower_loss:
         assert math.isfinite(hub.get_scalar('train/loss_pred').current())
