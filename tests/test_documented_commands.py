@@ -216,6 +216,9 @@ def _run_in_process(script: str, arguments: List[str], cwd,
     """``python script arguments`` in this process (no second start of
     torch and MMAction2), in ``cwd``; the scripts' global settings (thread
     count, temporary folder) are restored afterwards."""
+    # ``python script`` puts the script's folder first on sys.path (the
+    # benchmarks import their neighbour ``checkout`` that way)
+    monkeypatch.syspath_prepend(osp.dirname(osp.join(REPO, script)))
     module = load_script(osp.join(REPO, script))
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, 'argv', [script] + arguments)
