@@ -8,6 +8,10 @@ import subprocess
 import sys
 from typing import Dict, Set
 
+# OpenCV before anything imports decord: decord's bundled libraries loaded
+# first break OpenCV's PNG codec in the same process ('libpng error: bad
+# parameters to zlib'; docs/installation.md, Troubleshooting).
+import cv2  # noqa: F401
 import pytest
 import torch
 
