@@ -19,6 +19,9 @@ LOCK   := requirements/lock.txt
 STAMP  := $(VENV)/.mmbodvcl-deps
 LOCKED := $(PIP) install -q -c $(LOCK)
 LINTED := mmbodvcl tools tests benchmarks configs setup.py
+# pytest-xdist workers: one per core ('auto'); tests that start processes
+# talking over ports or signals share one worker (tests/conftest.py).
+WORKERS ?= auto
 
 .PHONY: env demo test lint lock clean-env
 
@@ -42,8 +45,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m flake8 $(LINTED)
 
+# The suite on every core, the 15 slowest tests listed at the end.
 test: $(STAMP) lint
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n $(WORKERS) --dist loadgroup --durations=15
+
 
 # Refresh the lock: install the ranges of setup.py into a scratch
 # environment in the same order, then freeze it. Review the diff, run

@@ -20,6 +20,8 @@ setup(
     'Contrastive Learning) for MMAction2',
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    license_files=['LICENSE'],
     packages=find_packages(include=['mmbodvcl', 'mmbodvcl.*']),
     python_requires='>=3.9',
     install_requires=[
@@ -39,9 +41,11 @@ setup(
         'setuptools>=77,<82',
     ],
     extras_require={
-        # betty-ml: hypergradients cross-checked in the tests; the linters
-        # are those of OpenMMLab's pre-commit configuration.
-        'tests': ['pytest', 'betty-ml', 'flake8', 'isort', 'yapf'],
+        # betty-ml: hypergradients cross-checked in the tests; pytest-xdist
+        # runs the suite on every core (`make test`); flake8 is the linter
+        # of `make lint` and .pre-commit-config.yaml.
+        'tests': ['pytest', 'pytest-xdist', 'betty-ml', 'flake8'],
+
         'betty': ['betty-ml'],
     },
     zip_safe=False,

@@ -28,7 +28,7 @@ before the first step; on CUDA ``torch.cuda.max_memory_allocated``.
 
 Usage: ``python benchmarks/bench_bilevel.py [--iters 5] [--slow-r50]
 [--size 112] [--device cpu|cuda] [--methods baseline itd_fd ...]
-[--lower-batch 1 0.5 0.25] [--json out.json]``.
+[--lower-batch 1 0.5 0.25] [--json out.json] [--tiny]``.
 """
 import argparse
 import json
@@ -77,11 +77,14 @@ def _rss_kib() -> float:
     return pages * os.sysconf('SC_PAGE_SIZE') / 1024
 
 
-def _model_cfg(slow_r50: bool) -> dict:
+def _model_cfg(slow_r50: bool, tiny: bool = False) -> dict:
     if slow_r50:
+        # --tiny keeps Slow-R50's blocks and strides at 1/8 of its width.
+        width = 8 if tiny else 64
         backbone = dict(type='ResNet3dSlowOnly', depth=50, pretrained=None,
-                        pretrained2d=False, norm_eval=False)
-        channels = 2048
+                        pretrained2d=False, norm_eval=False,
+                        base_channels=width)
+        channels = 32 * width
     else:
         backbone = dict(type='ResNet3dSlowOnly', depth=18, base_channels=8,
                         pretrained=None, pretrained2d=False, norm_eval=False)
@@ -101,7 +104,7 @@ def _model_cfg(slow_r50: bool) -> dict:
 def _batch(video_root: str, batch_size: int, size: int, clip_len: int):
     from mmengine.runner import Runner
 
-    from mmbodvcl.testing import multiview_pretrain_pipeline
+    from checkout import multiview_pretrain_pipeline
     loader = Runner.build_dataloader(
         dict(batch_size=batch_size, num_workers=0,
              sampler=dict(type='DefaultSampler', shuffle=False),
@@ -129,7 +132,7 @@ class _Setup:
         self.method = method
         self.name = config_name(method, lower_batch)
         sub_batch = dict(lower_batch=lower_batch) if lower_batch < 1 else {}
-        self.model = MODELS.build(dict(_model_cfg(args.slow_r50),
+        self.model = MODELS.build(dict(_model_cfg(args.slow_r50, args.tiny),
                                        decouple=bodvcl, **sub_batch)).to(
                                            device).train()
         optimizer = dict(type='SGD', lr=0.01, momentum=0.9)
@@ -260,7 +263,17 @@ def _parse_args():
                         help=argparse.SUPPRESS)
     parser.add_argument('--method', help=argparse.SUPPRESS)
     parser.add_argument('--videos', help=argparse.SUPPRESS)
-    return parser.parse_args()
+    parser.add_argument('--tiny', action='store_true',
+                        help='a smoke run: 2 videos at 32 px, one timed '
+                        'iteration, no warm-up, only itd_fd (the default) '
+                        'of the requested methods, Slow-R50 at 1/8 width')
+    args = parser.parse_args()
+    if args.tiny:
+        from mmbodvcl.engine import DEFAULT_HYPERGRADIENT
+        args.batch_size, args.size, args.iters, args.warmup = 2, 32, 1, 0
+        args.methods = [m for m in args.methods
+                        if m == DEFAULT_HYPERGRADIENT]
+    return args
 
 
 def _run_worker(args, worker: str, extra: List[str]) -> dict:
@@ -268,7 +281,8 @@ def _run_worker(args, worker: str, extra: List[str]) -> dict:
         f'--{k.replace("_", "-")}={v}' for k, v in vars(args).items()
         if k in ('iters', 'warmup', 'k', 'iterations', 'batch_size', 'size',
                  'clip_len') or (k == 'device' and v)
-    ] + (['--slow-r50'] if args.slow_r50 else [])
+    ] + (['--slow-r50'] if args.slow_r50 else []) + (
+        ['--tiny'] if args.tiny else [])
     cmd = [sys.executable, __file__, '--worker', worker, '--videos',
            args.videos] + forwarded + extra
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -287,7 +301,7 @@ def main() -> None:
         print(json.dumps(memory_worker(args)))
         return
 
-    from mmbodvcl.testing import make_video_dataset
+    from checkout import make_video_dataset
     load_before = os.getloadavg()
     start = time.time()
     with tempfile.TemporaryDirectory() as videos:

@@ -11,7 +11,8 @@ and shows the live memory.
 
 Usage: ``[MALLOC_MMAP_THRESHOLD_=131072] python
 benchmarks/bench_bilevel_memory.py [--slow-r50] [--size 112] [--method
-itd_fd|baseline|...] [--lower-batch 0.25] [--recompute] [--iters 3]``.
+itd_fd|baseline|...] [--lower-batch 0.25] [--recompute] [--iters 3]
+[--tiny]``.
 """
 import argparse
 import os.path as osp
@@ -60,12 +61,17 @@ def main() -> None:
                         help="itd_fd's recompute=True")
     parser.add_argument('--iters', type=int, default=3)
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--tiny', action='store_true',
+                        help='a smoke run: 2 videos at 32 px, one '
+                        'iteration, Slow-R50 at 1/8 width')
     args = parser.parse_args()
+    if args.tiny:
+        args.batch_size, args.size, args.iters = 2, 32, 1
     from mmengine.registry import init_default_scope
 
     import mmbodvcl  # noqa: F401
     from mmbodvcl.functional.hypergrad import ItdFd
-    from mmbodvcl.testing import make_video_dataset
+    from checkout import make_video_dataset
     init_default_scope('mmaction')
     with tempfile.TemporaryDirectory() as videos:
         make_video_dataset(videos, num_videos=args.batch_size,
@@ -74,8 +80,8 @@ def main() -> None:
                            (args.size + 16, args.size + 32))
         data = _batch(videos, args.batch_size, args.size, args.clip_len)
     setup = _Setup(args.method, argparse.Namespace(
-        slow_r50=args.slow_r50, k=1, iterations=5), data, args.device,
-        args.lower_batch)
+        slow_r50=args.slow_r50, tiny=args.tiny, k=1, iterations=5), data,
+        args.device, args.lower_batch)
     if args.recompute:
         setup.wrapper.hypergrad = ItdFd(lower_lr=1e-4, recompute=True)
     _report_passes(args.device)

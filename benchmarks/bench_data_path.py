@@ -1,6 +1,6 @@
 """Data path: rho views with one decode vs the single-clip pipeline rho times.
 
-Generates videos with ``mmbodvcl.testing`` (OpenCV mp4, decoded by decord),
+Generates videos with ``tests/helpers.py`` (OpenCV mp4, decoded by decord),
 then measures, side by side and interleaved in rounds, clips per second of
 
 * ``multi-view``: ``multiview_pretrain_pipeline(rho)``: one open, one
@@ -18,6 +18,8 @@ the per-view augmentation steps on one clip, including MMCV's image
 ``RandomGrayscale`` broadcast over the frames against ``VideoRandomGrayscale``.
 
     python benchmarks/bench_data_path.py [--videos 16 --frames 64 --rho 2 4]
+
+``--tiny`` only checks that it runs.
 """
 import argparse
 import os.path as osp
@@ -32,7 +34,7 @@ from mmengine.registry import init_default_scope
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import TRANSFORMS
-from mmbodvcl.testing import make_video, multiview_pretrain_pipeline
+from checkout import make_video, multiview_pretrain_pipeline
 
 
 def build(steps: List[Dict]) -> Compose:
@@ -171,7 +173,13 @@ def main() -> None:
     parser.add_argument('--size', type=int, default=112)
     parser.add_argument('--rho', type=int, nargs='+', default=[2, 4])
     parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--tiny', action='store_true',
+                        help='2 videos at 48x64, rho 2, one round: a '
+                        'smoke run')
     args = parser.parse_args()
+    if args.tiny:
+        args.videos, args.rho, args.rounds = 2, [2], 1
+        args.height, args.width, args.size = 48, 64, 32
 
     init_default_scope('mmaction')
     np.random.seed(0)

@@ -23,7 +23,7 @@ k = 1. For each lower step size gamma:
   cosine of the first-order ``v`` to it.
 
 Usage: ``python benchmarks/bench_hypergrad_accuracy.py [--seeds 0 1]
-[--gammas 1e-4 1e-3 1e-2] [--size 32] [--lower-batch 0.5 0.25]``.
+[--gammas 1e-4 1e-3 1e-2] [--size 32] [--lower-batch 0.5 0.25] [--tiny]``.
 """
 import argparse
 import os.path as osp
@@ -180,12 +180,18 @@ def main() -> None:
     parser.add_argument('--lower-batch', type=float, nargs='+', default=[],
                         help='fractions f of the clips for the lower level: '
                         'cosine of the hypergradient to the full-batch one')
+    parser.add_argument('--tiny', action='store_true',
+                        help='one seed, one gamma, 2 videos, at most one '
+                        'warm-up step: a smoke run')
     args = parser.parse_args()
+    if args.tiny:
+        args.seeds, args.gammas, args.batch_size = args.seeds[:1], [1e-2], 2
+        args.warm_steps = min(args.warm_steps, 1)
     from mmengine.registry import init_default_scope
 
     import mmbodvcl  # noqa: F401
     from mmaction.registry import MODELS
-    from mmbodvcl.testing import make_video_dataset
+    from checkout import make_video_dataset
     init_default_scope('mmaction')
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as videos:

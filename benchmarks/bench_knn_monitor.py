@@ -9,8 +9,10 @@ to the first ``after_train_epoch`` hook) and the kNN evaluation (the hook's
 Setup (the tests' tiny one): V-SimCLR on a narrow ResNet3dSlowOnly, 8-frame
 clips at 32 px, two views; plain V-CL (``OptimWrapper``) and BOD-VCL
 (``BiLevelOptimWrapper``, AID-FD). The kNN sets hold as many videos as the
-pretraining set (``--videos`` each for kNN train and val), so the printed
-per-video ratio is ``kNN seconds per video / training seconds per video``.
+pretraining set (``--videos`` each for the kNN bank and the queries, other
+videos than the bank's, as a real monitor's train and val splits), so the
+printed per-video ratio is ``kNN seconds per video / training seconds per
+video``.
 
 A real run's share per evaluation scales with the set sizes:
 ``ratio x (kNN train + val videos) / pretraining videos``, e.g. UCF-101
@@ -22,6 +24,8 @@ an assumption (the number of forward/backward passes per video is the same
 for both, the relative decoding cost is not).
 
     python benchmarks/bench_knn_monitor.py [--videos 32 --epochs 4]
+
+``--tiny`` (8 videos, batches of 4, 2 epochs) only checks that it runs.
 """
 import argparse
 import os.path as osp
@@ -53,11 +57,38 @@ class EpochClock(Hook):
         self.ends.append(time.perf_counter())
 
 
-def runner_cfg(args, root: str, bodvcl: bool) -> dict:
-    from mmbodvcl.testing import multiview_pretrain_pipeline
+def video_sets(root: str, num_videos: int) -> Dict[str, dict]:
+    """Generated videos for pretraining, the kNN bank and the kNN queries:
+    three disjoint sets (different seeds), so a query never finds itself in
+    the bank."""
+    from checkout import make_video_dataset
+    sets = {}
+    for offset, name in enumerate(('pretrain', 'knn_bank', 'knn_queries')):
+        folder = osp.join(root, name)
+        ann_file = make_video_dataset(
+            folder,
+            num_videos=num_videos,
+            num_classes=4,
+            num_frames=32,
+            size=(48, 64),
+            seed=1000 * offset)
+        sets[name] = dict(ann_file=ann_file, data_prefix=dict(video=folder))
+    return sets
+
+
+def knn_loader(pipeline: List[dict], videos: dict) -> dict:
+    return dict(
+        batch_size=8,
+        num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(
+            type='VideoDataset', pipeline=pipeline, test_mode=True,
+            **videos))
+
+
+def runner_cfg(args, sets: Dict[str, dict], bodvcl: bool) -> dict:
+    from checkout import multiview_pretrain_pipeline
     clip = dict(clip_len=8, frame_interval=2)
-    videos = dict(
-        ann_file=osp.join(root, 'ann.txt'), data_prefix=dict(video=root))
     pipeline = [
         dict(type='DecordInit'),
         dict(type='SampleFrames', **clip, num_clips=1, test_mode=True),
@@ -67,12 +98,6 @@ def runner_cfg(args, root: str, bodvcl: bool) -> dict:
         dict(type='FormatShape', input_format='NCTHW'),
         dict(type='PackActionInputs')
     ]
-    knn_loader = dict(
-        batch_size=8,
-        num_workers=0,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=dict(
-            type='VideoDataset', pipeline=pipeline, test_mode=True, **videos))
     optimizer = dict(type='SGD', lr=0.01, momentum=0.9)
     return dict(
         default_scope='mmaction',
@@ -109,7 +134,7 @@ def runner_cfg(args, root: str, bodvcl: bool) -> dict:
             dataset=dict(
                 type='MultiViewVideoDataset',
                 pipeline=multiview_pretrain_pipeline(2, size=32, **clip),
-                **videos)),
+                **sets['pretrain'])),
         train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=args.epochs),
         optim_wrapper=dict(
             type='BiLevelOptimWrapper',
@@ -121,14 +146,20 @@ def runner_cfg(args, root: str, bodvcl: bool) -> dict:
             dict(
                 type='KNNMonitorHook',
                 interval=1,
-                splits=[dict(name='knn', train=knn_loader, val=knn_loader)])
+                splits=[
+                    dict(
+                        name='knn',
+                        train=knn_loader(pipeline, sets['knn_bank']),
+                        val=knn_loader(pipeline, sets['knn_queries']))
+                ])
         ])
 
 
-def measure(args, root: str, bodvcl: bool) -> Dict[str, float]:
+def measure(args, sets: Dict[str, dict],
+            bodvcl: bool) -> Dict[str, float]:
     from mmengine.config import Config
     from mmengine.runner import Runner
-    runner = Runner.from_cfg(Config(runner_cfg(args, root, bodvcl)))
+    runner = Runner.from_cfg(Config(runner_cfg(args, sets, bodvcl)))
     first, last = EpochClock('VERY_HIGH'), EpochClock('LOWEST')
     runner.register_hook(first)
     runner.register_hook(last)
@@ -149,30 +180,28 @@ def main() -> None:
     parser.add_argument('--videos', type=int, default=32)
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--epochs', type=int, default=4)
+    parser.add_argument('--tiny', action='store_true',
+                        help='8 videos, batches of 4, 2 epochs: a smoke run')
     args = parser.parse_args()
+    if args.tiny:
+        args.videos, args.batch_size, args.epochs = 8, 4, 2
 
     import torch
     from mmengine.registry import init_default_scope
 
     import mmbodvcl  # noqa: F401  (registration)
-    from mmbodvcl.testing import make_video_dataset
     torch.set_num_threads(1)
     init_default_scope('mmaction')
-    root = tempfile.mkdtemp()
-    make_video_dataset(
-        root,
-        num_videos=args.videos,
-        num_classes=4,
-        num_frames=32,
-        size=(48, 64))
+    sets = video_sets(tempfile.mkdtemp(), args.videos)
     print(f'{args.videos} pretraining videos / epoch, kNN on {args.videos} '
-          f'train + {args.videos} val videos, {args.epochs - 1} timed epochs')
+          f'bank + {args.videos} other query videos, {args.epochs - 1} '
+          'timed epochs')
     print('| pretraining | epoch (s) | kNN eval (s) | share of an epoch | '
           'kNN/train time per video | projected: K400 + UCF-101 kNN every '
           f'{INTERVAL} epochs |')
     print('|---|---|---|---|---|---|')
     for name, bodvcl in (('V-SimCLR', False), ('BOD-VCL V-SimCLR', True)):
-        r = measure(args, root, bodvcl)
+        r = measure(args, sets, bodvcl)
         projected = r['per_video'] * UCF101_KNN_VIDEOS / K400_TRAIN_VIDEOS
         print(f"| {name} | {r['epoch_s']:.2f} | {r['knn_s']:.2f} | "
               f"{100 * r['share']:.0f}% | {r['per_video']:.3f} | "

@@ -1,6 +1,7 @@
 """Koopman split: reduced DMD against eig of the full M x M operator.
 
-Run: ``python benchmarks/bench_koopman_split.py [--batches 50]``.
+Run: ``python benchmarks/bench_koopman_split.py [--batches 50]``
+(``--tiny``: a smoke run at a small size).
 
 Table 1 times forward + backward of the static/dynamic split on batches of
 ``videos x views`` clips (64 x 2, T = 8, M = 128 by default), every fifth
@@ -75,8 +76,8 @@ def run_method(split_fn: Callable, batches: List[torch.Tensor],
         failures += not finite
         statics.append(result.static.detach())
         grads.append(grad)
-    largest = max(g.abs().max().item() for g in grads
-                  if torch.isfinite(g).all())
+    largest = max((g.abs().max().item() for g in grads
+                   if torch.isfinite(g).all()), default=float('nan'))
     return dict(time=float(np.median(times)), failures=failures,
                 statics=statics, grads=grads, num_static=result.num_static,
                 largest=largest, batches=len(batches))
@@ -100,6 +101,7 @@ def split_table(args: argparse.Namespace) -> None:
         'eig of full M x M K, native backward': full_koopman_split,
     }
     full_name = 'eig of full M x M K, native backward'
+    args.full_batches = min(args.full_batches or args.batches, args.batches)
     results = {
         name: run_method(fn, batches[:args.full_batches]
                          if name == full_name else batches, weights)
@@ -107,7 +109,6 @@ def split_table(args: argparse.Namespace) -> None:
     }
     base = results['reduced DMD, safe backward (default)']
     generic = [i for i in range(args.batches) if i % 5 != 4]
-    args.full_batches = min(args.full_batches or args.batches, args.batches)
     print(f'\nKoopman split, {args.batches} batches of {args.videos} x '
           f'{args.views} clips, M = {args.dim}, T = {args.frames} '
           f'({args.batches - len(generic)} batches with degenerate clips), '
@@ -219,7 +220,12 @@ def main() -> None:
                         help='batches for the slow full eig (0: all)')
     parser.add_argument('--tables', nargs='+', default=['split', 'loss'],
                         choices=['split', 'loss'])
+    parser.add_argument('--tiny', action='store_true',
+                        help='5 batches (one degenerate) of 4 x 2 clips, '
+                        'M = 16: a smoke run')
     args = parser.parse_args()
+    if args.tiny:
+        args.batches, args.videos, args.dim = 5, 4, 16
     if 'split' in args.tables:
         split_table(args)
     if 'loss' in args.tables:

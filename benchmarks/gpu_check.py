@@ -126,7 +126,7 @@ def main() -> None:
     from mmengine.registry import init_default_scope
 
     import mmbodvcl  # noqa: F401
-    from mmbodvcl.testing import make_video_dataset
+    from checkout import make_video_dataset
     init_default_scope('mmaction')
     with tempfile.TemporaryDirectory() as videos:
         make_video_dataset(videos, num_videos=4, num_frames=24,

@@ -15,7 +15,7 @@ import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
 from mmbodvcl.apis.analysis import (build_clip_pipeline, build_normaliser,
                                     clip_tensor, load_config)
-from mmbodvcl.testing import load_script, make_video_dataset
+from helpers import load_script, make_video_dataset
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools', 'analysis')

@@ -36,7 +36,7 @@ from mmbodvcl.engine.optim_wrappers import LARS, BiLevelOptimWrapper
 from mmbodvcl.models.utils import temporally_local
 from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
                                                   trainable_parameters)
-from mmbodvcl.testing import (free_port, make_video_dataset)
+from helpers import free_port, make_video_dataset
 
 FEAT = 6
 _RUN_IDS = itertools.count()
@@ -311,7 +311,8 @@ def test_methods_agree_on_a_smooth_model(videos):
     model.train()
     hypergrads = {}
     for method, kwargs in (('itd_rmad', {}), ('aid_fd', dict(alpha=0.01)),
-                           ('itd_fd', {}), ('aid_nmn', dict(iterations=1)),
+                           ('itd_fd', dict(alpha=1e-3)),
+                           ('aid_nmn', dict(iterations=1)),
                            ('first_order', {})):
         wrapper = _wrapper(model, method, lr=1.0, lower_lr=0.02, **kwargs)
         state = _state(model)
@@ -326,7 +327,11 @@ def test_methods_agree_on_a_smooth_model(videos):
     assert correction > 0
     assert (hypergrads['aid_fd'] - exact_hvp).norm() < 0.01 * correction
     assert (hypergrads['itd_rmad'] - exact_hvp).norm() < 0.1 * correction
-    # ITD-FD estimates the exact unrolled (I - gamma H(theta)) v.
+    # ITD-FD estimates the exact unrolled (I - gamma H(theta)) v. Its
+    # one-sided difference errs by O(alpha) (2.3 % of the correction at
+    # alpha = 1e-2) plus float32 round-off of the two gradients divided by
+    # eps (8-12 % at 1e-5, 0.8-1.2 % at 1e-4): at alpha = 1e-3 both are
+    # near 0.2 %, a factor of ~4 below the bound.
     unrolled = hypergrads['itd_rmad']
     assert (hypergrads['itd_fd'] - unrolled).norm() < 0.01 * correction
 
@@ -443,13 +448,13 @@ def test_build_time_refusals():
     model = TinyBiLevelVCL()
     # torch's DataParallel is a registered model wrapper that runs without
     # a process group, like any single-loss wrapper.
-    with pytest.raises(TypeError, match='BiLevelDistributedDataParallel'):
+    with pytest.raises(TypeError, match='ReducerFreeDataParallel'):
         build_optim_wrapper(nn.DataParallel(model), cfg)
     with pytest.raises(TypeError, match='builds BiLevelOptimWrapper only'):
         build_optim_wrapper(model, dict(cfg, type='OptimWrapper'))
     wrapper = build_optim_wrapper(model, cfg)
     with pytest.raises(RuntimeError,
-                       match="type='BiLevelDistributedDataParallel'"):
+                       match="type='ReducerFreeDataParallel'"):
         wrapper.update_params(model.head.weight.sum())
 
 
@@ -596,7 +601,7 @@ def _dist_worker(rank: int, world_size: int, port: int,
     for cfg_dict in cfg_dicts:
         cfg = Config(cfg_dict)
         cfg.launcher = 'pytorch'
-        cfg.model_wrapper_cfg = dict(type='BiLevelDistributedDataParallel')
+        cfg.model_wrapper_cfg = dict(type='ReducerFreeDataParallel')
         runner = Runner.from_cfg(cfg)
         assert get_world_size() == world_size
         runner.train()
@@ -638,10 +643,10 @@ def test_two_gloo_ranks_match_one_process(videos, tmp_path):
 
 
 def test_ddp_wrapper_refuses_a_single_level_optim_wrapper():
-    from mmbodvcl.engine.model_wrappers import BiLevelDistributedDataParallel
+    from mmbodvcl.engine.model_wrappers import ReducerFreeDataParallel
     from mmengine.optim import OptimWrapper
     model = TinyBiLevelVCL()
-    wrapped = BiLevelDistributedDataParallel(model)  # no process group: ok
+    wrapped = ReducerFreeDataParallel(model)  # no process group: ok
     plain = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(TypeError, match='BiLevelOptimWrapper'):
         wrapped.train_step({}, plain)

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 import mmbodvcl  # noqa: F401  (applies the fixes under test)
-from mmbodvcl.testing import (free_port, launcher_env, make_video_dataset,
-                              mmaction_config)
+from helpers import (free_port, launcher_env, make_video_dataset,
+                     mmaction_config)
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import DefaultScope

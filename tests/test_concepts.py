@@ -23,7 +23,7 @@ from mmbodvcl.functional.concepts import (concept_alignment_loss,
                                           top_k_mask, valid_concepts)
 from mmbodvcl.functional.contrastive import sinkhorn_knopp
 from mmbodvcl.models.heads import ConceptInput
-from mmbodvcl.testing import free_port
+from helpers import free_port
 # helpers of other test modules (pytest puts tests/ on sys.path)
 
 

@@ -20,7 +20,7 @@ from mmengine.registry import init_default_scope
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
-from mmbodvcl.testing import make_video_dataset
+from helpers import make_video_dataset
 # helpers of other test modules (pytest puts tests/ on sys.path)
 from test_configs import (DOWNSTREAM_MODELS, NUM_FRAMES, REPO, ParameterChange,
                           build_runner, config_id, narrow_backbone, shrink_run)

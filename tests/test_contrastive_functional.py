@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from mmbodvcl.testing import free_port
+from helpers import free_port
 from mmbodvcl.functional.contrastive import (all_gather_with_grad,
                                              batch_shuffle, batch_unshuffle,
                                              byol_loss, info_nce,

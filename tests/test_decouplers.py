@@ -24,8 +24,7 @@ from mmbodvcl.models.decouplers import (BaseDecoupler, Decoupled,
                                         encode_views)
 from mmbodvcl.models.necks import PerFrameProjectionNeck
 from mmbodvcl.models.utils import NamedMLP
-from mmbodvcl.testing import (make_video, make_video_dataset,
-                              multiview_pretrain_pipeline)
+from helpers import make_video, make_video_dataset, multiview_pretrain_pipeline
 
 LEGACY_CHECKPOINT = osp.join(
     osp.dirname(__file__), 'data', 'legacy_vbyol_bodvcl_v0.1.pth')
@@ -149,8 +148,14 @@ def test_koopman_decoupler_on_decoded_video(tmp_path):
     assert z.shape == (2, 2, 8, 8)
     torch.testing.assert_close(out.parts['static'] + out.parts['dynamic'],
                                z.mean(-1))  # Z = Z_A + Z_M
-    assert out.statistics['num_static_modes'] + out.statistics[
-        'num_dynamic_modes'] == 7  # r = T - 1 modes per clip
+    # The logged count is the number of eigenvalues of each clip's
+    # operator K = Y X^+ within xi of 1, computed here independently (eig of
+    # the full M x M matrix in float64), averaged over the 4 clips.
+    clips = z.flatten(0, 1).detach().double()
+    operators = clips[..., 1:] @ torch.linalg.pinv(clips[..., :-1])
+    near_one = (torch.linalg.eigvals(operators) - 1).abs() < 0.2
+    assert out.statistics['num_static_modes'] == near_one.sum(-1).double(
+    ).mean().float()
     split = decoupler.split(z[1], xi=0.5)
     assert split.static.shape == (2, 8)
     assert (split.num_static >= decoupler.split(z[1]).num_static).all()
@@ -426,10 +431,15 @@ def test_checkpoint_written_before_the_interface_loads():
         z = model.encode(saved['probe'])
         split = model.decoupler.split(z)
         predicted = model.heads['static'].predictor(split.static)
-    assert torch.equal(z, saved['z'])
-    assert torch.equal(split.static, saved['static'])
-    assert torch.equal(split.dynamic, saved['dynamic'])
-    assert torch.equal(predicted, saved['predicted'])
+    # Same arithmetic, but CPUs of other vector widths sum in other orders:
+    # float32 round-off (~1e-7 relative) may differ, while a key loaded into
+    # the wrong module, or a legacy option mapped to the wrong setting,
+    # changes these values at their own scale.
+    for name, value in (('z', z), ('static', split.static),
+                        ('dynamic', split.dynamic),
+                        ('predicted', predicted)):
+        torch.testing.assert_close(value, saved[name], rtol=1e-4,
+                                   atol=1e-4 * saved[name].abs().max())
     target_neck = model.target_net.module[1]
     assert isinstance(target_neck.projector.bn2, torch.nn.BatchNorm1d)
 

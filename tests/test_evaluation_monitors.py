@@ -43,9 +43,8 @@ from mmbodvcl.engine.hooks import KNNMonitorHook
 from mmbodvcl.functional import (encode_clips, knn_class_scores,
                                  pool_backbone_output, retrieval_recall,
                                  topk_accuracy)
-from mmbodvcl.testing import (free_port, load_script,
-                              make_solid_colour_dataset, make_video_dataset,
-                              multiview_pretrain_pipeline)
+from helpers import (free_port, load_script, make_solid_colour_dataset,
+                     make_video_dataset, multiview_pretrain_pipeline)
 
 ROOT = Path(__file__).resolve().parents[1]
 RETRIEVAL_CONFIGS = sorted(

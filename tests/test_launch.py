@@ -30,7 +30,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmbodvcl.testing import free_port, launcher_env
+from helpers import free_port, launcher_env
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ITERS_PER_EPOCH = 3
@@ -205,7 +205,7 @@ def _dist_train(tmp_path, config: str, work_dir: str, procs: int,
 def test_two_nodes_equal_two_processes_on_one_node(tmp_path):
     config = _config(tmp_path, by_epoch=False)
     cfg = Config.fromfile(config, import_custom_modules=False)
-    cfg.model_wrapper_cfg = dict(type='BiLevelDistributedDataParallel')
+    cfg.model_wrapper_cfg = dict(type='ReducerFreeDataParallel')
     cfg.train_dataloader.batch_size = 2  # per process: 4 videos in total
     cfg.dump(config)
     one_node, two_nodes = str(tmp_path / 'one'), str(tmp_path / 'two')
@@ -222,7 +222,7 @@ def test_dist_train_turns_usr1_into_a_checkpoint(tmp_path):
     SIGTERM, so both ranks save at the same iteration and stop."""
     config = _config(tmp_path, by_epoch=False, pause_at=2)
     cfg = Config.fromfile(config, import_custom_modules=False)
-    cfg.model_wrapper_cfg = dict(type='BiLevelDistributedDataParallel')
+    cfg.model_wrapper_cfg = dict(type='ReducerFreeDataParallel')
     cfg.train_dataloader.batch_size = 2
     cfg.dump(config)
     work_dir = str(tmp_path / 'work')

@@ -19,8 +19,8 @@ from mmbodvcl.datasets.transforms import (MultiViewDecordInit,
                                           MultiViewSampleFrames,
                                           VideoColorJitter, VideoReadError,
                                           VideoTooShortError)
-from mmbodvcl.testing import (make_corrupt_video, make_video,
-                              make_video_dataset, multiview_pretrain_pipeline)
+from helpers import (make_corrupt_video, make_video, make_video_dataset,
+                     multiview_pretrain_pipeline)
 
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)

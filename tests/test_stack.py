@@ -15,8 +15,7 @@ import pytest
 import torch
 
 import mmbodvcl  # noqa: F401  (compatibility fixes first)
-from mmbodvcl.testing import (load_script, make_video_dataset,
-                              mmaction_config)
+from helpers import load_script, make_video_dataset, mmaction_config
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 from mmengine.registry import DefaultScope

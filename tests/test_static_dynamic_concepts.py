@@ -23,7 +23,7 @@ from mmengine.runner import Runner
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
-from mmbodvcl.testing import LossRecorder, free_port, make_video_dataset
+from helpers import LossRecorder, free_port, make_video_dataset
 # helpers of other test modules (pytest puts tests/ on sys.path)
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)

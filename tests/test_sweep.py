@@ -8,7 +8,7 @@ import pytest
 from mmbodvcl.datasets.synthetic import SEMANTICS
 from mmbodvcl.experiments.sweep import (SweepRun, expand, markdown_table,
                                         parse_grid, summarise)
-from mmbodvcl.testing import load_script
+from helpers import load_script
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sweep = load_script(osp.join(REPO, 'tools', 'sweep.py'))

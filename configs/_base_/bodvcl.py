@@ -24,4 +24,4 @@ bilevel_optim_wrapper = dict(
     # upper gradient, and at gamma = 0.05 we measured 25-250.
     hypergrad=dict(type='itd_fd', inner_steps=1, lower_lr=1e-4))
 # Under DDP the bi-level wrapper averages gradients itself.
-bilevel_model_wrapper = dict(type='BiLevelDistributedDataParallel')
+bilevel_model_wrapper = dict(type='ReducerFreeDataParallel')

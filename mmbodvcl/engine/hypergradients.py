@@ -28,20 +28,12 @@ HYPERGRADIENTS.register_module('first_order', module=FirstOrder)
 DEFAULT_HYPERGRADIENT = 'itd_fd'
 
 
-def _method_class(method) -> type:
-    if isinstance(method, type) and issubclass(method, Hypergradient):
-        return method
-    if isinstance(method, str) and method in HYPERGRADIENTS.module_dict:
-        return HYPERGRADIENTS.module_dict[method]
-    raise ValueError(f'hypergrad.type {method!r} is unknown; expected one of '
-                     f'{sorted(HYPERGRADIENTS.module_dict)}')
-
-
 def build_hypergradient(
         cfg: Optional[Union[dict, Hypergradient]] = None) -> Hypergradient:
-    """A hypergradient method from ``dict(type=<name>, **arguments)``
-    (``type`` defaults to :data:`DEFAULT_HYPERGRADIENT`); an instance is
-    returned as is.
+    """A hypergradient method built by :data:`HYPERGRADIENTS` from
+    ``dict(type=<name>, **arguments)`` (``type`` defaults to
+    :data:`DEFAULT_HYPERGRADIENT`; a registered name or a
+    :class:`Hypergradient` subclass); an instance is returned as is.
 
     Raises:
         ValueError: naming an unknown ``type`` or argument, with the allowed
@@ -50,14 +42,18 @@ def build_hypergradient(
     if isinstance(cfg, Hypergradient):
         return cfg
     cfg = dict(cfg or {})
-    method = cfg.pop('type', DEFAULT_HYPERGRADIENT)
-    cls = _method_class(method)
+    cfg.setdefault('type', DEFAULT_HYPERGRADIENT)
+    method = cfg['type']
+    cls = HYPERGRADIENTS.get(method) if isinstance(method, str) else method
+    if not (isinstance(cls, type) and issubclass(cls, Hypergradient)):
+        raise ValueError(f'hypergrad.type {method!r} is unknown; expected '
+                         f'one of {sorted(HYPERGRADIENTS.module_dict)}')
     allowed = [
         name for name in inspect.signature(cls).parameters if name != 'self'
     ]
-    unknown = sorted(set(cfg) - set(allowed))
+    unknown = sorted(set(cfg) - set(allowed) - {'type'})
     if unknown:
         raise ValueError(
             f'hypergrad key(s) {unknown} are not arguments of {method!r} '
             f'({cls.__name__}); expected some of {allowed}')
-    return cls(**cfg)
+    return HYPERGRADIENTS.build(cfg)

@@ -30,6 +30,8 @@ import cv2
 import decord
 import numpy as np
 
+from mmbodvcl.datasets.video_writer import write_video
+
 # (previous RGB frame, next RGB frame) -> flow (H, W, 2) as (dx, dy) with
 # previous(p) ~ next(p + flow(p))
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -75,7 +77,9 @@ def read_frames(path: str) -> np.ndarray:
         reader = decord.VideoReader(path, num_threads=1)
         frames = reader.get_batch(list(range(len(reader)))).asnumpy()
     except decord.DECORDError as error:
-        raise RuntimeError(f'decord could not decode {path}: {error}') from None
+        raise RuntimeError(
+            f'decord could not decode {path}: {error}') from None
+
     if len(frames) == 0:
         raise ValueError(f'{path} has no frames')
     return frames
@@ -160,21 +164,6 @@ def dynamic_frames(frames: np.ndarray, flow_fn: FlowFn,
     return np.stack(out)
 
 
-def write_video(path: str, frames: np.ndarray, fps: float) -> None:
-    """Write RGB ``frames`` as an ``mp4v`` video."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                             (width, height))
-    if not writer.isOpened():
-        raise OSError(f'OpenCV could not open {path} for writing')
-    try:
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-
-
 def write_rawframes(directory: str, frames: np.ndarray) -> None:
     """Write RGB ``frames`` as lossless ``img_00001.png``, ... files."""
     os.makedirs(directory, exist_ok=True)
@@ -206,7 +195,7 @@ def main() -> None:
                 if args.mode == 'static':
                     write_video(
                         osp.join(args.out_root, 'videos', stem + '.mp4'),
-                        static_frames(frames), video_fps(source))
+                        static_frames(frames), video_fps(source), rgb=True)
                     converted[rel_path] = stem + '.mp4'
                 else:
                     # One stream per video, so results do not depend on the

@@ -1,4 +1,8 @@
-from .bilevel_ddp import BiLevelDistributedDataParallel
+from .reducer_free_ddp import (BiLevelDistributedDataParallel,
+                               ReducerFreeDataParallel)
 from .vcl_ddp import VCLDistributedDataParallel
 
-__all__ = ['BiLevelDistributedDataParallel', 'VCLDistributedDataParallel']
+__all__ = [
+    'BiLevelDistributedDataParallel', 'ReducerFreeDataParallel',
+    'VCLDistributedDataParallel'
+]

@@ -17,7 +17,7 @@ class BiLevelOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     * a model without a lower-level loss (``has_lower_loss`` is not True,
       e.g. a plain V-CL model with ``decouple=False``);
-    * a model wrapper other than ``BiLevelDistributedDataParallel`` (under
+    * a model wrapper other than ``ReducerFreeDataParallel`` (under
       DDP; stock ``MMDistributedDataParallel`` would compute one loss and
       skip the lower level);
     * an optimiser wrapper other than ``BiLevelOptimWrapper``.
@@ -28,13 +28,13 @@ class BiLevelOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         # Imported here: the DDP wrapper imports the optim wrapper.
-        from ..model_wrappers import BiLevelDistributedDataParallel
+        from ..model_wrappers import ReducerFreeDataParallel
         if is_model_wrapper(model) and not isinstance(
-                model, BiLevelDistributedDataParallel):
+                model, ReducerFreeDataParallel):
             raise TypeError(
                 f'BiLevelOptimWrapper cannot train through '
                 f'{type(model).__name__}, which computes a single loss; set '
-                "model_wrapper_cfg=dict(type='BiLevelDistributedDataParallel')"
+                "model_wrapper_cfg=dict(type='ReducerFreeDataParallel')"
                 ' in the config')
         module = model.module if is_model_wrapper(model) else model
         if getattr(module, 'has_lower_loss', False) is not True:

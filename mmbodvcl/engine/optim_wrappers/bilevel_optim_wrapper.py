@@ -190,7 +190,7 @@ class BiLevelOptimWrapper(OptimWrapper):
             "from its train_step. Under DDP, MMEngine's "
             'MMDistributedDataParallel computes the loss itself and calls '
             'update_params: set model_wrapper_cfg=dict(type='
-            "'BiLevelDistributedDataParallel') in the config.")
+            "'ReducerFreeDataParallel') in the config.")
 
     def update_params_bilevel(self, named_params: Sequence[Tuple[str,
                                                                  Tensor]],

@@ -1,31 +1,11 @@
 """AID-CG: ``(I + gamma H)^-1 v`` by truncated conjugate gradient."""
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from torch import Tensor
 
-from .aid_nmn import HessianSolve
-from .base import Operator, dot
 
-
-class KrylovSolve(HessianSolve):
-    """Base of the Krylov solvers of ``(I + gamma H(theta*)) x = v``.
-
-    Args:
-        tol: stop when the squared residual norm falls to it.
-        iterations, inner_steps, lower_lr: see :class:`HessianSolve`.
-    """
-
-    def __init__(self,
-                 inner_steps: int = 1,
-                 lower_lr: Optional[float] = None,
-                 iterations: int = 5,
-                 tol: float = 1e-10) -> None:
-        super().__init__(inner_steps, lower_lr, iterations)
-        if not tol >= 0:
-            raise ValueError(
-                f'{type(self).__name__}: tol must be >= 0, got {tol!r}')
-        self.tol = tol
+from .base import KrylovSolve, Operator, dot
 
 
 class AidCg(KrylovSolve):

@@ -1,30 +1,10 @@
 """AID-FD (DARTS): ``v - gamma H(theta*) v`` by a central difference."""
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from torch import Tensor
 
-from .base import BilevelProblem, Hypergradient, LowerPath, norm, shifted
-
-
-class FiniteDifference(Hypergradient):
-    """Base of the methods whose Hessian-vector products are differences of
-    the lower gradient, ``eps = alpha / |direction|``.
-
-    Args:
-        alpha: perturbation size ``eps |direction|``.
-        inner_steps, lower_lr: see :class:`Hypergradient`.
-    """
-
-    def __init__(self,
-                 inner_steps: int = 1,
-                 lower_lr: Optional[float] = None,
-                 alpha: float = 0.01) -> None:
-        super().__init__(inner_steps, lower_lr)
-        if not alpha > 0:
-            raise ValueError(
-                f'{type(self).__name__}: alpha must be > 0, got {alpha!r}')
-        self.alpha = alpha
+from .base import BilevelProblem, FiniteDifference, LowerPath, norm, shifted
 
 
 class AidFd(FiniteDifference):

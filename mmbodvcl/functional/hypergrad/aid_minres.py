@@ -5,8 +5,8 @@ from typing import Dict, List
 import torch
 from torch import Tensor
 
-from .aid_cg import KrylovSolve
-from .base import Operator, dot
+
+from .base import KrylovSolve, Operator, dot
 
 
 class AidMinres(KrylovSolve):

@@ -15,7 +15,10 @@ With ``v = grad U(theta*)`` and ``H = grad^2 L_pred``:
 A method is a small :class:`Hypergradient` subclass (one per file next to
 this one): the lower steps and the upper gradient are shared here, the
 subclass supplies :meth:`Hypergradient.correct` (``v`` -> hypergradient)
-and its constructor arguments are its whole configuration.
+and its constructor arguments are its whole configuration. The families
+of methods share a base here too: :class:`FiniteDifference` (AID-FD,
+ITD-FD), :class:`HessianSolve` (AID-NMN) and its :class:`KrylovSolve`
+(AID-CG, AID-MINRES).
 
 The losses are callables of tensors standing in for the parameters
 (evaluated statelessly, e.g. with ``torch.func.functional_call``), so the
@@ -43,6 +46,15 @@ def _identity(tensors: List[Tensor]) -> List[Tensor]:
 
 def _no_sync() -> None:
     return None
+
+
+def _count(owner: object, name: str, value: int) -> int:
+    """``value``, checked to be an integer >= 1 (an argument ``name`` of
+    ``owner``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'{type(owner).__name__}: {name} must be an integer '
+                         f'>= 1, got {value!r}')
+    return value
 
 
 def _zero_passes() -> Dict[str, int]:
@@ -268,16 +280,10 @@ class Hypergradient:
     def __init__(self,
                  inner_steps: int = 1,
                  lower_lr: Optional[float] = None) -> None:
-        name = type(self).__name__
-        if isinstance(inner_steps, bool) or not isinstance(
-                inner_steps, int) or inner_steps < 1:
-            raise ValueError(
-                f'{name}: inner_steps must be an integer >= 1, got '
-                f'{inner_steps!r}')
+        self.inner_steps = _count(self, 'inner_steps', inner_steps)
         if lower_lr is not None and not lower_lr > 0:
-            raise ValueError(
-                f'{name}: lower_lr must be > 0 or None, got {lower_lr!r}')
-        self.inner_steps = inner_steps
+            raise ValueError(f'{type(self).__name__}: lower_lr must be > 0 '
+                             f'or None, got {lower_lr!r}')
         self.lower_lr = lower_lr
 
     def __repr__(self) -> str:
@@ -353,3 +359,68 @@ class Hypergradient:
         diagnostics in ``stats``."""
         raise NotImplementedError(
             f'{type(self).__name__} must implement correct()')
+
+
+class FiniteDifference(Hypergradient):
+    """Base of the methods whose Hessian-vector products are differences of
+    the lower gradient, ``eps = alpha / |direction|``.
+
+    Args:
+        alpha: perturbation size ``eps |direction|``.
+        inner_steps, lower_lr: see :class:`Hypergradient`.
+    """
+
+    def __init__(self, inner_steps: int = 1,
+                 lower_lr: Optional[float] = None, alpha: float = 0.01):
+        super().__init__(inner_steps, lower_lr)
+        if not alpha > 0:
+            raise ValueError(
+                f'{type(self).__name__}: alpha must be > 0, got {alpha!r}')
+        self.alpha = alpha
+
+
+class HessianSolve(Hypergradient):
+    """Base of the methods that apply a function of ``gamma H(theta*)`` to
+    ``v`` through Hessian-vector products by double backward.
+
+    Passes: ``(k + 1)`` x F + ``k`` x B of ``L_pred``, one B with graph,
+    one double backward per product, F + B of ``U``.
+
+    Args:
+        iterations: Hessian-vector products (series terms / CG iterations).
+        inner_steps, lower_lr: see :class:`Hypergradient`.
+    """
+
+    def __init__(self, inner_steps: int = 1,
+                 lower_lr: Optional[float] = None, iterations: int = 5):
+        super().__init__(inner_steps, lower_lr)
+        self.iterations = _count(self, 'iterations', iterations)
+
+    def correct(self, path: LowerPath, upper_grad: List[Tensor],
+                problem: BilevelProblem,
+                stats: Dict[str, float]) -> List[Tensor]:
+        hvp = problem.lower_hessian_product(path.theta_star)
+        return self.solve(hvp, list(upper_grad), problem.lower_lr, stats)
+
+    def solve(self, hvp: Operator, upper_grad: List[Tensor], lower_lr: float,
+              stats: Dict[str, float]) -> List[Tensor]:
+        raise NotImplementedError(
+            f'{type(self).__name__} must implement solve()')
+
+
+class KrylovSolve(HessianSolve):
+    """Base of the Krylov solvers of ``(I + gamma H(theta*)) x = v``.
+
+    Args:
+        tol: stop when the squared residual norm falls to it.
+        iterations, inner_steps, lower_lr: see :class:`HessianSolve`.
+    """
+
+    def __init__(self, inner_steps: int = 1,
+                 lower_lr: Optional[float] = None, iterations: int = 5,
+                 tol: float = 1e-10):
+        if not tol >= 0:
+            raise ValueError(
+                f'{type(self).__name__}: tol must be >= 0, got {tol!r}')
+        self.tol = tol
+        super().__init__(inner_steps, lower_lr, iterations)

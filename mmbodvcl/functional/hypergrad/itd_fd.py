@@ -5,8 +5,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor
 
-from .aid_fd import FiniteDifference
-from .base import BilevelProblem, LowerPath, norm, shifted
+from .base import BilevelProblem, FiniteDifference, LowerPath, norm, shifted
 
 
 class ItdFd(FiniteDifference):

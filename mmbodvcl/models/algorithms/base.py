@@ -12,7 +12,6 @@ from mmengine.model import BaseModel, ModuleDict
 from mmengine.optim import OptimWrapper
 from torch import Tensor
 
-from mmbodvcl.engine.optim_wrappers import BiLevelOptimWrapper
 from mmbodvcl.functional.sub_batch import check_lower_batch, sub_batch_indices
 from ..decouplers import Decoupled, Encoder
 from ..utils import temporally_local
@@ -111,26 +110,27 @@ class BaseVideoSSL(BaseModel):
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
-        """One iteration. With a ``BiLevelOptimWrapper``: the trainable
-        parameters and :meth:`loss_lower` / :meth:`loss_upper` as functions
-        of them (lower forwards write throw-away buffer copies) go to
-        ``optim_wrapper.update_params_bilevel``; otherwise MMEngine's
-        single-level step on :meth:`loss`. The post-step updates
-        (:meth:`after_optim_step`) run in ``AfterOptimStepHook``."""
-        if not isinstance(optim_wrapper, BiLevelOptimWrapper):
+        """One iteration. With an optimiser wrapper that has
+        ``update_params_bilevel`` (``BiLevelOptimWrapper``; the method is
+        the whole interface between the two): the trainable parameters and
+        :meth:`loss_lower` / :meth:`loss_upper` as functions of them (lower
+        forwards write throw-away buffer copies) go to it; otherwise
+        MMEngine's single-level step on :meth:`loss`. A model without a
+        lower level is refused when the wrapper is built
+        (``BiLevelOptimWrapperConstructor``) or, built without it, by
+        :meth:`loss_lower`. The post-step updates (:meth:`after_optim_step`)
+        run in ``AfterOptimStepHook``."""
+        update_params_bilevel = getattr(optim_wrapper,
+                                        'update_params_bilevel', None)
+        if update_params_bilevel is None:
             return super().train_step(data, optim_wrapper)
-        if not self.has_lower_loss:
-            raise ValueError(
-                f'{type(self).__name__}: its decoupler '
-                f'{type(self.decoupler).__name__} has no lower-level '
-                'loss for BiLevelOptimWrapper; use a decoupler with one '
-                "(e.g. type='KoopmanDecoupler') or a single-level "
-                'OptimWrapper')
         data = self.data_preprocessor(data, True)
         params = trainable_parameters(self)
         names = [name for name, _ in params]
-        lower_data = self.lower_sub_batch(data, optim_wrapper.inner_count)
-        log_vars = optim_wrapper.update_params_bilevel(
+        # The iteration (MMEngine's counter) only matters for a sub-batch.
+        lower_data = data if self.lower_batch is None else \
+            self.lower_sub_batch(data, optim_wrapper.inner_count)
+        log_vars = update_params_bilevel(
             params,
             StatelessLoss(self, self.loss_lower, lower_data, names, False),
             StatelessLoss(self, self.loss_upper, data, names, True))

@@ -1,9 +1,11 @@
 """Model configs written before the decoupling moved out of the neck.
 
-Until mmbodvcl 0.1 an algorithm took ``decouple`` and ``with_pred_loss``,
-and ``KoopmanNeck`` took the Koopman options (``xi``, ``nu``, ...). Such
-configs still build: :func:`upgrade_legacy_config` rewrites them into the
-``decoupler`` form, with a warning that shows the new form.
+Before the decoupler existed (development versions before 0.1.0) an
+algorithm took ``decouple`` and ``with_pred_loss``, and ``KoopmanNeck``
+took the Koopman options (``xi``, ``nu``, ...). Such configs still build:
+:func:`upgrade_legacy_config` rewrites them into the ``decoupler`` form,
+with a warning that shows the new form (CHANGELOG.md: the upgrade path).
+
 """
 import copy
 import logging

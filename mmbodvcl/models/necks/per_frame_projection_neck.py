@@ -9,16 +9,17 @@ from ..utils import NamedMLP
 
 
 @MODELS.register_module()
+# Deprecated name of configs written before the decoupler existed.
 @MODELS.register_module(name='KoopmanNeck')
 class PerFrameProjectionNeck(BaseModule):
     """Pools space (time kept) and applies a projection MLP to every frame,
     like MMPretrain's ``NonLinearNeck`` applied over ``N * T`` rows.
 
-    In BOD-VCL the output is the space in which the Koopman operator is fitted
-    (the registered name ``KoopmanNeck`` builds this class, for configs and
-    checkpoints written before the decoupling moved to
-    ``KoopmanDecoupler``). A neck only projects: how the embeddings are
-    decoupled is the algorithm's ``decoupler``.
+    A neck only projects: how the embeddings are decoupled (e.g. the
+    Koopman split of BOD-VCL) is the algorithm's ``decoupler``. The
+    registered name ``KoopmanNeck`` builds this class too, only so that
+    configs and checkpoints written before the decoupler existed still load
+    (CHANGELOG.md); new configs say ``PerFrameProjectionNeck``.
 
     Args:
         in_channels: Backbone channels C.

@@ -1,14 +1,15 @@
-"""Data-parallel wrapper for models that run the bi-level step.
+"""Data parallel without DDP's gradient reducer, for the bi-level step.
 
 ``MMDistributedDataParallel.train_step`` computes one loss and calls
 ``optim_wrapper.update_params(loss)``, and torch's DDP reducer does not fit
 several backward passes (or double backward) per step. This wrapper
-therefore does no gradient hooks at all: it makes every rank start from
+therefore installs no gradient hooks at all: it makes every rank start from
 rank 0's parameters and buffers and calls the model's own ``train_step``,
 which hands its losses to ``BiLevelOptimWrapper.update_params_bilevel``;
 the optim wrapper averages every gradient and Hessian-vector product across
 ranks itself.
 """
+import warnings
 from typing import Dict, Union
 
 import torch
@@ -24,9 +25,10 @@ from ..optim_wrappers.bilevel_optim_wrapper import BiLevelOptimWrapper
 
 
 @MODEL_WRAPPERS.register_module()
-class BiLevelDistributedDataParallel(nn.Module):
-    """Bi-level data parallel; ``model_wrapper_cfg=dict(type=
-    'BiLevelDistributedDataParallel')``.
+class ReducerFreeDataParallel(nn.Module):
+    """Data parallel whose gradients the optim wrapper averages
+    (``BiLevelOptimWrapper``), not a DDP reducer;
+    ``model_wrapper_cfg=dict(type='ReducerFreeDataParallel')``.
 
     Args:
         module: the model (an ``mmengine.model.BaseModel`` whose
@@ -45,8 +47,8 @@ class BiLevelDistributedDataParallel(nn.Module):
                    optim_wrapper) -> Dict[str, torch.Tensor]:
         if not isinstance(optim_wrapper, BiLevelOptimWrapper):
             raise TypeError(
-                'BiLevelDistributedDataParallel averages gradients only '
-                'through BiLevelOptimWrapper, but the optim wrapper is '
+                f'{type(self).__name__} averages gradients only through '
+                'BiLevelOptimWrapper, but the optim wrapper is '
                 f'{type(optim_wrapper).__name__}; use optim_wrapper=dict('
                 "type='BiLevelOptimWrapper', ...), or MMEngine's default "
                 'model wrapper for single-level training')
@@ -60,3 +62,18 @@ class BiLevelDistributedDataParallel(nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
+
+
+@MODEL_WRAPPERS.register_module()
+class BiLevelDistributedDataParallel(ReducerFreeDataParallel):
+    """``ReducerFreeDataParallel`` under its former name (deprecated), so
+    that existing configs build."""
+
+    def __init__(self, module: nn.Module) -> None:
+        warnings.warn(
+            'BiLevelDistributedDataParallel is deprecated: use '
+            "model_wrapper_cfg=dict(type='ReducerFreeDataParallel'), the "
+            'same wrapper under a name that says what it does',
+            FutureWarning,
+            stacklevel=2)
+        super().__init__(module)

@@ -1,7 +1,12 @@
-"""Small real videos and annotation files for tests, demos and benchmarks.
+"""What the tests share: small real videos and annotation files, the
+pretraining pipeline of ``configs/``, configs of MMAction2's wheel, free
+ports, ``tools/`` scripts as modules, the environment of the launchers.
 
 Videos are written by OpenCV (``mp4v``) and decoded by decord like any user
-video; nothing here mocks the decoding stack.
+video; nothing here mocks the decoding stack. This module reads files of the
+source checkout (``configs/``, ``tools/``), so it lives with the tests, not
+in the installed package; the benchmarks import it through
+``benchmarks/checkout.py``.
 """
 import importlib.util
 import os
@@ -17,21 +22,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.utils import get_installed_path
 
-
-def write_video(path: str, frames: Sequence[np.ndarray], fps: int = 8) -> str:
-    """Write ``(H, W, 3)`` uint8 BGR frames as an ``mp4v`` video."""
-    height, width = frames[0].shape[:2]
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                             (width, height))
-    if not writer.isOpened():
-        raise OSError(f'OpenCV could not open {path!r} for writing')
-    try:
-        for frame in frames:
-            writer.write(frame)
-    finally:
-        writer.release()
-    return path
+from mmbodvcl.datasets.video_writer import write_video
 
 
 def make_video(path: str,
@@ -131,8 +122,8 @@ def make_solid_colour_dataset(root: str,
     return ann_file
 
 
-#: The pretraining data config of a source checkout: the only copy of the
-#: multi-view pretraining pipeline.
+#: The pretraining data config: the only copy of the multi-view
+#: pretraining pipeline.
 PRETRAIN_DATA_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', '_base_',
     'datasets', 'k400_multiview_8x8.py')
@@ -147,16 +138,7 @@ def multiview_pretrain_pipeline(num_views: int = 2,
     fixed-size ``Resize`` set to the arguments, for tests, benchmarks and
     scripts. Use with :class:`MultiViewVideoDataset` and
     ``MultiViewDataPreprocessor`` in the ``mmaction`` default scope.
-
-    Raises:
-        FileNotFoundError: outside a source checkout (the configs are not
-            part of the installed package).
     """
-    if not osp.isfile(PRETRAIN_DATA_CONFIG):
-        raise FileNotFoundError(
-            f'{PRETRAIN_DATA_CONFIG} does not exist: the pretraining '
-            'pipeline is read from the configs of a source checkout of '
-            'mmbodvcl (pip install -e .)')
     pipeline = Config.fromfile(PRETRAIN_DATA_CONFIG).to_dict()[
         'train_pipeline']
     sampler = _the_transform(pipeline, 'MultiViewSampleFrames')
