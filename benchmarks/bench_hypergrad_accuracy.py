@@ -134,13 +134,13 @@ def _warm_up(model, data, steps: int) -> None:
     from mmengine.optim import build_optim_wrapper
     if not steps:
         return
-    model.with_pred_loss = True
+    model.with_lower_loss = True
     wrapper = build_optim_wrapper(
         model, dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9),
                     clip_grad=dict(max_norm=10.0)))
     for _ in range(steps):
         model.train_step(data, wrapper)
-    model.with_pred_loss = False
+    model.with_lower_loss = False
 
 
 def _report(seed: int, gamma: float, results) -> None:
