@@ -7,7 +7,8 @@ import pytest
 
 from mmbodvcl.datasets.synthetic import SEMANTICS
 from mmbodvcl.experiments.sweep import (SweepRun, expand, markdown_table,
-                                        parse_grid, summarise)
+                                        parse_grid, summarise,
+                                        train_in_process)
 from mmbodvcl.testing import load_script
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -106,3 +107,26 @@ def test_a_failing_run_names_its_log(tmp_path):
     with pytest.raises(SystemExit, match='sweep.log'):
         sweep.main([CONFIG, '--work-dir', str(tmp_path), '--cfg-options',
                     *TINY, 'model.backbone.depth=7'])
+
+
+def test_in_process_training_repeats_train_py(tmp_path):
+    """What `make demo` trains in its own process, tools/train.py (through
+    the sweep) repeats: the same config merging, seed and probes."""
+    bodvcl = osp.join(REPO, 'configs', 'synthetic',
+                      'bodvcl-vsimclr_slowonly-r18-tiny_synthetic-i.py')
+    grid = ['--grid', 'train_dataloader.dataset.scenario', 'ii']
+    sweep.main([bodvcl, *grid, '--seeds', '3', '--work-dir',
+                str(tmp_path / 'sweep'), '--cfg-options', *TINY])
+    expected = json.loads(
+        open(osp.join(tmp_path, 'sweep', 'results.json')).read())['runs'][0]
+    run = SweepRun(bodvcl, (('train_dataloader.dataset.scenario', 'ii'), ),
+                   3)
+    record = train_in_process(run, str(tmp_path / 'demo'), TINY)
+    assert record['iter'] == expected['iter'] == 2
+    assert record['accuracies'] == expected['accuracies']
+    spectrum = record['spectrum']
+    assert spectrum['by_xi'] == expected['spectrum']['by_xi']
+    for part in ('real', 'imag'):
+        assert spectrum['eigvals'][part] == pytest.approx(
+            expected['spectrum']['eigvals'][part], abs=1e-5)
+    assert len(record['log']['loss']) == 2

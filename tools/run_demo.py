@@ -34,6 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='evaluation clips (half train the probes)')
     parser.add_argument('--correlation', type=float, default=1.0,
                         help='strength of the scenario tie, in [0, 1]')
+    parser.add_argument('--decoupling-scale', type=float, default=0.5,
+                        help='multiply (on top of --scale) the iterations '
+                        'of the runs experiment 3 adds (concepts, derived '
+                        'inputs); 1 trains them as long as experiment 2')
     parser.add_argument('--seeds', type=int, default=1,
                         help='seeds of every Runner run (averaged)')
     parser.add_argument('--estimators', nargs='*', default=[],
@@ -54,8 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_from_args(args: argparse.Namespace) -> DemoSettings:
-    if args.scale <= 0:
-        raise SystemExit(f'--scale must be > 0, got {args.scale}')
+    for name in ('scale', 'decoupling_scale'):
+        if getattr(args, name) <= 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be > 0, got "
+                             f'{getattr(args, name)}')
     if args.seeds < 1:
         raise SystemExit(f'--seeds must be >= 1, got {args.seeds}')
     base = DemoSettings()
@@ -78,6 +84,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         decoupling_scenarios=() if skip else base.decoupling_scenarios,
         xis=tuple(args.xis),
         scale=args.scale,
+        decoupling_scale=args.decoupling_scale,
         cfg_options=tuple(args.cfg_options),
         two_stream=two_stream,
         seed=args.seed)

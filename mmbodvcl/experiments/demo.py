@@ -21,7 +21,7 @@ import os.path as osp
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -86,6 +86,10 @@ class DemoSettings:
     xis: Sequence[float] = ()
     # Multiplies the configs' training iterations.
     scale: float = 1.0
+    # Multiplies, on top of ``scale``, the iterations of the runs experiment
+    # 3 adds (concepts, derived inputs): half, to keep the demo within 15
+    # minutes on 2 cores; report.md gives every row's iterations.
+    decoupling_scale: float = 0.5
     # Applied to every Runner run after the demo's own options.
     cfg_options: Sequence[str] = ()
     config_dir: str = field(default_factory=source_config_dir)
@@ -114,13 +118,16 @@ def _config_value(cfg: Config, key: str):
     return list(value) if isinstance(value, tuple) else value
 
 
-def runner_options(settings: DemoSettings) -> List[str]:
+def runner_options(settings: DemoSettings,
+                   scale: Optional[float] = None) -> List[str]:
     """``--cfg-options`` of every Runner run: the demo's clip sizes,
-    correlation, evaluation clips, iterations and thresholds where they
-    differ from the configs', the probe only after the last iteration (the
-    earlier ones change no number), then ``settings.cfg_options``."""
+    correlation, evaluation clips, iterations (the configs' times ``scale``,
+    default ``settings.scale``) and thresholds where they differ from the
+    configs', the probe only after the last iteration (the earlier ones
+    change no number), then ``settings.cfg_options``."""
     cfg = Config.fromfile(settings.config('plain'))
-    steps = max(1, round(cfg.train_cfg.max_iters * settings.scale))
+    scale = settings.scale if scale is None else scale
+    steps = max(1, round(cfg.train_cfg.max_iters * scale))
     wanted = [('train_cfg.max_iters', steps),
               ('train_dataloader.dataset.num_frames', settings.num_frames),
               ('train_dataloader.dataset.size', settings.size),
@@ -153,16 +160,20 @@ def run_demo(work_dir: str,
     pools, eval_pool = render_pools(settings, stamp)
     experiment1 = run_experiment1(pools, eval_pool, settings, stamp)
     options = runner_options(settings)
+    decoupling_options = runner_options(
+        settings, settings.scale * settings.decoupling_scale)
     root = osp.join(work_dir, 'runs')
     experiment2 = run_experiment2(settings, root, options, stamp)
-    experiment3 = run_experiment3(settings, root, options, experiment2,
-                                  stamp)
+    experiment3 = run_experiment3(settings, root, decoupling_options,
+                                  experiment2, stamp)
     estimators = run_estimators(settings, root, options, experiment2,
                                 stamp)
     results = dict(
         settings=asdict(settings),
         runner=dict(cfg_options=options,
-                    commands=reproduce_commands(settings, options)),
+                    decoupling_cfg_options=decoupling_options,
+                    commands=reproduce_commands(settings, options,
+                                                decoupling_options)),
         environment=dict(
             torch=torch.__version__,
             threads=torch.get_num_threads(),
@@ -274,7 +285,8 @@ def run_experiment3(settings: DemoSettings, root: str, options: List[str],
                     experiment2: Records,
                     stamp: Callable[[str], None]) -> Records:
     """Every method of ``EXPERIMENT3_METHODS`` on the decoupling scenarios;
-    runs experiment 2 already made are reused, not repeated."""
+    runs experiment 2 already made are reused, not repeated; the others get
+    ``options`` (their iterations)."""
     experiment3: Records = {}
     for scenario in settings.decoupling_scenarios:
         for method in EXPERIMENT3_METHODS:
@@ -307,17 +319,16 @@ def run_estimators(settings: DemoSettings, root: str, options: List[str],
     return estimators
 
 
-def reproduce_commands(settings: DemoSettings,
-                       options: List[str]) -> Dict[str, str]:
+def reproduce_commands(settings: DemoSettings, options: List[str],
+                       decoupling_options: List[str]) -> Dict[str, str]:
     """The ``tools/sweep.py`` command that repeats each experiment's Runner
-    runs."""
+    runs (experiment 3's: the runs it adds)."""
     seeds = ' '.join(str(settings.seed + k) for k in range(settings.seeds))
-    tail = f' --seeds {seeds}' + (
-        ' --cfg-options ' + ' '.join(options) if options else '')
 
-    def command(methods, grid) -> str:
+    def command(methods, grid, options=options) -> str:
         configs = ' '.join(f'configs/synthetic/{CONFIGS[m]}' for m in methods)
-        return f'python tools/sweep.py {configs} {grid}{tail}'
+        return (f'python tools/sweep.py {configs} {grid} --seeds {seeds}' +
+                (' --cfg-options ' + ' '.join(options) if options else ''))
 
     scenarios = ' '.join(settings.end_to_end_scenarios)
     commands = dict(experiment2=command(
@@ -325,7 +336,7 @@ def reproduce_commands(settings: DemoSettings,
     new = [m for m in EXPERIMENT3_METHODS if m not in EXPERIMENT2_METHODS]
     decoupling = ' '.join(settings.decoupling_scenarios)
     commands['experiment3'] = command(
-        new, f'--grid {SCENARIO_KEY} {decoupling}')
+        new, f'--grid {SCENARIO_KEY} {decoupling}', decoupling_options)
     if settings.estimators:
         commands['estimators'] = command(
             ['bodvcl'], f'--grid {SCENARIO_KEY} {settings.estimator_scenario}'

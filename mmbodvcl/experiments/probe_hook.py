@@ -25,12 +25,15 @@ from .views import ViewPool
 
 def logged_accuracies(record: dict) -> Dict[str, Dict[str, float]]:
     """``{embedding: {semantic: accuracy}}`` of a :func:`probe_model`
-    record, the split's parts at each threshold named ``static@<xi>`` and
-    ``dynamic@<xi>``."""
+    record, the split's parts at each extra threshold named ``static@<xi>``
+    and ``dynamic@<xi>`` (at its own, they are ``static`` and
+    ``dynamic``)."""
     accuracies = dict(record['accuracies'])
-    for xi, parts in record.get('spectrum', {}).get('by_xi', {}).items():
-        accuracies[f'static@{xi}'] = parts['static']
-        accuracies[f'dynamic@{xi}'] = parts['dynamic']
+    spectrum = record.get('spectrum', dict(by_xi={}))
+    for xi, parts in spectrum['by_xi'].items():
+        if xi != str(spectrum['xi']):
+            accuracies[f'static@{xi}'] = parts['static']
+            accuracies[f'dynamic@{xi}'] = parts['dynamic']
     return accuracies
 
 
