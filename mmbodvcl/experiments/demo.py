@@ -190,23 +190,30 @@ def run_demo(work_dir: str,
             name: runner_entry(runs)
             for name, runs in estimators.items()
         })
-    figures = plot_two_stream(experiment1, work_dir)
-    spectra = {
-        f'({scenario}) {method}': runs[0]['spectrum']
-        for scenario, by_method in experiment2.items()
-        for method, runs in by_method.items() if 'spectrum' in runs[0]
-    }
-    if spectra:
-        xi = next(iter(spectra.values()))['xi']
-        figures.append(plot_spectrum(
-            {title: s['eigvals'] for title, s in spectra.items()}, xi,
-            osp.join(work_dir, 'eigenvalues.png')))
+    figures = plot_two_stream(experiment1, work_dir) + _plot_spectra(
+        experiment2, work_dir)
     write_json(results, osp.join(work_dir, 'results.json'))
     with open(osp.join(work_dir, 'report.md'), 'w', encoding='utf-8') as f:
         f.write(render_report(results, figures))
     stamp(f'wrote {work_dir}/report.md, results.json and '
           f'{len(figures)} figures')
     return results
+
+
+def _plot_spectra(experiment2: Records, work_dir: str) -> List[str]:
+    """The eigenvalues of every run with a threshold split (first seed),
+    one panel each; no figure without one."""
+    spectra = {
+        f'({scenario}) {method}': runs[0]['spectrum']
+        for scenario, by_method in experiment2.items()
+        for method, runs in by_method.items() if 'spectrum' in runs[0]
+    }
+    if not spectra:
+        return []
+    xi = next(iter(spectra.values()))['xi']
+    return [plot_spectrum(
+        {title: spectrum['eigvals'] for title, spectrum in spectra.items()},
+        xi, osp.join(work_dir, 'eigenvalues.png'))]
 
 
 def render_pools(settings: DemoSettings, stamp: Callable[[str], None]
