@@ -4,8 +4,12 @@ below it."""
 import pytest
 
 from mmbodvcl.datasets.synthetic import SEMANTICS
-from mmbodvcl.experiments.verdicts import (BACKBONE_GAIN, CONTROL_LEARNED,
-                                           NEGLECTED, PART_GAIN,
+from mmbodvcl.experiments.verdicts import (BACKBONE_GAIN, COROLLARY1_GAIN,
+                                           CONTROL_LEARNED,
+                                           INDEPENDENT_LEARNED, NEGLECTED,
+                                           PART_GAIN, PROPOSITION1_DROP,
+                                           TWO_STREAM_LEARNED,
+                                           experiment1_verdicts,
                                            experiment2_verdicts,
                                            experiment3_verdicts, part_gaps,
                                            part_verdict)
@@ -137,3 +141,50 @@ def test_experiment3_names_the_methods_that_learn_the_trajectory(
     assert [v.split(':')[0] for v in parts] == [
         'V-SimCLR on derived inputs, scenario i',
         'V-SimCLR on derived inputs, scenario iii']
+
+
+def two_stream(hard: float, decoupled_hard: float) -> dict:
+    """Experiment 1's runs of scenario i: the unified and the decoupled
+    loss, with the hard semantic (the trajectory) at the given values."""
+    def run(value):
+        return dict(final_accuracy=accuracies(1.0, complex_dynamic=value),
+                    grad_norm_static=[1.0, 3.0], grad_norm_dynamic=[0.5])
+
+    return dict(unified=run(hard), decoupled=run(decoupled_hard))
+
+
+@pytest.mark.parametrize('alone, drop, gain, expected', [
+    # Proposition 1 at its edge and just short of it; Corollary 1 likewise
+    (TWO_STREAM_LEARNED, PROPOSITION1_DROP, COROLLARY1_GAIN,
+     ['**reproduces**', '**reproduces**']),
+    (TWO_STREAM_LEARNED, PROPOSITION1_DROP - BELOW, COROLLARY1_GAIN - BELOW,
+     ['**does not reproduce**', '**does not reproduce**']),
+    # the hard semantic not learned without correlation: untestable
+    (TWO_STREAM_LEARNED - BELOW, PROPOSITION1_DROP, COROLLARY1_GAIN,
+     ['**inconclusive**', '**reproduces**']),
+])
+def test_experiment1_propositions_at_their_thresholds(alone, drop, gain,
+                                                      expected):
+    hard = alone - drop
+    independent = dict(unified=dict(
+        final_accuracy=accuracies(1.0, complex_dynamic=alone)))
+    verdict = experiment1_verdicts(
+        dict(i=two_stream(hard, hard + gain), iii=independent))[0]
+    assert verdict.startswith('Scenario i: Unified loss')
+    assert 'gradient norm of the static stream 2 vs dynamic stream 0.5' in (
+        verdict)
+    found = [word for word in ('**inconclusive**', '**reproduces**',
+                               '**does not reproduce**')
+             for _ in range(verdict.count(word))]
+    assert sorted(found) == sorted(expected)
+
+
+def test_experiment1_counts_the_semantics_learned_without_correlation():
+    run = dict(final_accuracy=accuracies(
+        0.5, simple_static=INDEPENDENT_LEARNED,
+        simple_dynamic=INDEPENDENT_LEARNED - BELOW))
+    verdicts = experiment1_verdicts(dict(iii=dict(unified=run)))
+    assert verdicts == [
+        'Scenario iii (no correlation), unified loss: 1 of 4 semantics '
+        f'reach >= {INDEPENDENT_LEARNED} (simple_static); the paper expects '
+        'all four.']

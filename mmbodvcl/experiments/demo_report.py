@@ -1,12 +1,11 @@
 """``report.md`` of ``make demo``: tables and verdicts, every number from
 the ``results`` dict that ``run_demo`` writes to ``results.json``."""
-from typing import Dict, List
+from typing import List
 
-from mmbodvcl.datasets.synthetic import SCENARIO_DESCRIPTIONS, SEMANTICS
+from mmbodvcl.datasets.synthetic import SCENARIO_DESCRIPTIONS
 from .probe import split_train_test
 from .report import accuracy_header, accuracy_row, figure_links
-from .two_stream import LOSSES
-from .verdicts import (CONTROL_LEARNED, METHOD_NAMES, PAIRS,
+from .verdicts import (CONTROL_LEARNED, METHOD_NAMES, experiment1_verdicts,
                        experiment2_verdicts, experiment3_verdicts)
 
 _EMBEDDINGS = (('backbone', 'final_accuracy_backbone'),
@@ -70,59 +69,8 @@ def _experiment1_lines(exp1: dict, settings: dict) -> List[str]:
                 row = accuracy_row(run[f'final_accuracy_{stream}_stream'])
                 lines.append(f'| {scenario} | {loss} | {stream} | {row} |')
     lines += ['', '### Verdict', '']
-    for scenario in ('i', 'ii'):
-        if scenario in exp1:
-            lines.append(f'* Scenario {scenario}: ' + _verdict_two_stream(
-                exp1[scenario], scenario, exp1.get('iii', {})))
-    for loss, run in exp1.get('iii', {}).items():
-        learned = [n for n in SEMANTICS if run['final_accuracy'][n] >= 0.9]
-        lines.append(
-            f'* Scenario iii (no correlation), {loss} loss: '
-            f'{len(learned)} of 4 semantics reach >= 0.90 '
-            f"({', '.join(learned) or 'none'}); the paper expects all four.")
+    lines += [f'* {verdict}' for verdict in experiment1_verdicts(exp1)]
     return lines + ['']
-
-
-def _mean(values: List[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _verdict_two_stream(runs: Dict[str, dict], scenario: str,
-                        independent: Dict[str, dict]) -> str:
-    """Plain-words verdict; Proposition 1 needs the hard semantic to be
-    learnable without correlation (scenario iii), else it is untested."""
-    easy, hard = PAIRS[scenario]
-    unified, decoupled = (runs[loss]['final_accuracy'] for loss in LOSSES)
-    words = [
-        f'Unified loss: the easy semantic `{easy}` reaches '
-        f'{unified[easy]:.2f}, the correlated hard one `{hard}` '
-        f'{unified[hard]:.2f} (chance 0.5); mean gradient norm of the static '
-        f"stream {_mean(runs['unified']['grad_norm_static']):.3g} vs "
-        f"dynamic stream {_mean(runs['unified']['grad_norm_dynamic']):.3g}. "
-        f'Decoupled loss: `{easy}` {decoupled[easy]:.2f}, `{hard}` '
-        f'{decoupled[hard]:.2f}.'
-    ]
-    alone = independent.get('unified', {}).get('final_accuracy', {}).get(hard)
-    if alone is None or alone < 0.8:
-        shown = 'not measured' if alone is None else f'{alone:.2f}'
-        words.append(
-            f'Without correlation the unified loss reaches {shown} on '
-            f'`{hard}`, so this run is too short to test Proposition 1 on '
-            'it (**inconclusive**; run longer with `--scale`).')
-    else:
-        prop1 = unified[hard] <= alone - 0.15
-        words.append(
-            f'Without correlation the same loss reaches {alone:.2f} on '
-            f'`{hard}`; Proposition 1 (correlation keeps the hard semantic '
-            'from being learned) ' +
-            ('**reproduces**' if prop1 else '**does not reproduce**') +
-            ' here.')
-    cor1 = decoupled[hard] >= unified[hard] + 0.1
-    words.append('Corollary 1 (the decoupled loss learns the hard semantic '
-                 'better, by >= 0.10) ' + ('**reproduces**' if cor1 else
-                                           '**does not reproduce**') +
-                 ' here.')
-    return ' '.join(words)
 
 
 def _runner_lines(results: dict, name: str) -> List[str]:
