@@ -92,23 +92,29 @@ def test_parts_read_their_own_kind_at_the_threshold(margin, verdict):
     assert part_verdict(parts).count(verdict) == 2
 
 
-def test_a_part_is_untested_on_what_the_backbone_does_not_read():
-    static_lost = accuracies(1.0, simple_static=CONTROL_LEARNED - BELOW,
-                             complex_static=0.5)
-    parts = entry(backbone=static_lost, static=accuracies(0.5),
-                  dynamic=accuracies(0.5, simple_dynamic=0.9,
-                                     complex_dynamic=0.9))
+def test_a_part_is_tested_on_what_some_embedding_reads():
+    below = CONTROL_LEARNED - BELOW
+    # no embedding reads a static semantic; the trajectory is read by the
+    # dynamic part alone (a derived input can hold what the clip's backbone
+    # features do not)
+    parts = entry(
+        backbone=accuracies(below, simple_dynamic=1.0),
+        unified=accuracies(below),
+        static=accuracies(0.5),
+        dynamic=accuracies(0.5, simple_dynamic=0.9,
+                           complex_dynamic=CONTROL_LEARNED))
     gaps = part_gaps(parts)
     assert gaps['static'] is None
     assert gaps['dynamic']['semantics'] == ['simple_dynamic',
                                             'complex_dynamic']
+    assert gaps['dynamic']['holds']
     words = part_verdict(parts)
     assert 'static part is **untested**' in words
     assert '**holds**' in words  # the dynamic part
-    # only the semantics the backbone reads are tested
-    one = dict(static_lost, simple_static=CONTROL_LEARNED)
-    assert part_gaps(dict(parts, final_accuracy_backbone=one))['static'][
-        'semantics'] == ['simple_static']
+    # a semantic just below the threshold everywhere is left out
+    lower = dict(parts, final_accuracy_dynamic=accuracies(
+        0.5, simple_dynamic=0.9, complex_dynamic=below))
+    assert part_gaps(lower)['dynamic']['semantics'] == ['simple_dynamic']
 
 
 def test_a_model_without_parts_says_so():

@@ -151,7 +151,7 @@ def _experiment3_lines(results: dict, settings: dict) -> List[str]:
     lines += ['### Verdicts', '',
               f'A semantic counts as learned at a probe accuracy >= '
               f'{CONTROL_LEARNED}; a part is tested only on the semantics '
-              'its backbone reads.', '']
+              'some embedding of its model reads.', '']
     lines += [f'* {verdict}' for verdict in
               experiment3_verdicts(results['experiment3'])]
     return lines + ['']

@@ -31,6 +31,8 @@ PROPOSITION1_DROP = 0.15
 # INDEPENDENT_LEARNED.
 COROLLARY1_GAIN = 0.1
 INDEPENDENT_LEARNED = 0.9
+_EMBEDDING_KEYS = ('final_accuracy_backbone', 'final_accuracy',
+                   'final_accuracy_static', 'final_accuracy_dynamic')
 METHOD_NAMES = dict(plain='plain V-SimCLR', bodvcl='BOD-VCL',
                     concepts='Static and Dynamic Concepts',
                     derived_inputs='V-SimCLR on derived inputs')
@@ -163,21 +165,23 @@ def _verdict_bodvcl(scenario: str, hard: str, plain: dict,
 
 def part_gaps(entry: dict) -> Optional[Dict[str, Optional[dict]]]:
     """For a model with static and dynamic parts, per kind of semantic:
-    the semantics of that kind its backbone reads (>= ``CONTROL_LEARNED``;
-    a part cannot read what the backbone lost), the smallest margin by
-    which the part of that kind reads them better than the other part, and
-    whether every margin is >= ``PART_GAIN``; None for a kind none of whose
-    semantics the backbone reads. None for a model without parts."""
+    the semantics of that kind the model holds (some embedding of it reads
+    them at >= ``CONTROL_LEARNED``; what it holds nowhere says nothing
+    about the split), the smallest margin by which the part of that kind
+    reads them better than the other part, and whether every margin is >=
+    ``PART_GAIN``; None for a kind none of whose semantics the model
+    holds. None for a model without parts."""
     static = entry.get('final_accuracy_static')
     dynamic = entry.get('final_accuracy_dynamic')
     if static is None or dynamic is None:
         return None
     parts = dict(static=(static, dynamic), dynamic=(dynamic, static))
+    embeddings = [entry[key] for key in _EMBEDDING_KEYS]
     gaps: Dict[str, Optional[dict]] = {}
     for kind, names in KINDS.items():
         own, other = parts[kind]
         read = [n for n in names
-                if entry['final_accuracy_backbone'][n] >= CONTROL_LEARNED]
+                if max(e[n] for e in embeddings) >= CONTROL_LEARNED]
         gaps[kind] = None if not read else dict(
             semantics=read,
             margin=min(own[n] - other[n] for n in read),
@@ -195,7 +199,7 @@ def part_verdict(entry: dict) -> str:
     for kind, gap in gaps.items():
         other = 'dynamic' if kind == 'static' else 'static'
         if gap is None:
-            words.append(f'the backbone reads no {kind} semantic, so the '
+            words.append(f'no embedding reads a {kind} semantic, so the '
                          f'{kind} part is **untested**')
             continue
         words.append(
