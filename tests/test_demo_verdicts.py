@@ -129,24 +129,30 @@ def test_a_model_without_parts_says_so():
 def test_experiment3_names_the_methods_that_learn_the_trajectory(
         value, learned):
     def method(trajectory):
-        return entry(backbone=accuracies(1.0, complex_dynamic=trajectory))
+        held = accuracies(1.0, complex_dynamic=trajectory)
+        return entry(backbone=held, unified=held)
 
     runs = dict(plain=method(0.5), bodvcl=method(0.5),
-                concepts=method(value),
+                concepts=dict(method(0.5), final_accuracy_static=accuracies(
+                    0.5), final_accuracy_dynamic=accuracies(
+                        0.5, complex_dynamic=value)),
                 derived_inputs=dict(method(value - BELOW),
                                     final_accuracy_static=accuracies(0.5),
-                                    final_accuracy_dynamic=accuracies(0.9)))
+                                    final_accuracy_dynamic=accuracies(0.5)))
     verdicts = experiment3_verdicts(dict(i=runs, iii=runs))
     assert verdicts[0].startswith('`complex_dynamic` under correlation')
     assert verdicts[1].startswith('`complex_dynamic` without correlation')
     expected = ('Learned by: **Static and Dynamic Concepts**.'
                 if learned else '**No method learns it.**')
     assert verdicts[0].endswith(expected) and verdicts[1].endswith(expected)
-    # one parts verdict per scenario for the one method with parts
-    parts = verdicts[2:]
-    assert [v.split(':')[0] for v in parts] == [
-        'V-SimCLR on derived inputs, scenario i',
-        'V-SimCLR on derived inputs, scenario iii']
+    # the best embedding is named: the dynamic part of concepts
+    assert (f'Static and Dynamic Concepts 0.50 (best: dynamic {value:.2f})'
+            in verdicts[0])
+    # one parts verdict per scenario for each method with parts
+    assert [v.split(':')[0] for v in verdicts[2:]] == [
+        f'{name}, scenario {scenario}' for scenario in ('i', 'iii')
+        for name in ('Static and Dynamic Concepts',
+                     'V-SimCLR on derived inputs')]
 
 
 def two_stream(hard: float, decoupled_hard: float) -> dict:
