@@ -1,5 +1,5 @@
-"""Shortened runs of both synthetic experiments, the demo's outputs, and the
-Runner path of configs/synthetic."""
+"""Shortened runs of the synthetic experiments, the demo's outputs, and the
+Runner path of configs/synthetic that experiments 2 and 3 train on."""
 import json
 import math
 import os.path as osp
@@ -12,17 +12,24 @@ from mmengine.runner import Runner
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmbodvcl.datasets.synthetic import SEMANTICS, SyntheticVideoGenerator
-from mmbodvcl.experiments.demo import DemoSettings, run_demo
-from mmbodvcl.experiments.end_to_end import EndToEndSettings, run_end_to_end
-from mmbodvcl.experiments.two_stream import (TwoStreamSettings,
+from mmbodvcl.experiments.demo import (CONFIGS, EXPERIMENT3_METHODS,
+                                       DemoSettings, run_demo, runner_entry,
+                                       runner_options)
+from mmbodvcl.experiments.two_stream import (TwoStreamEncoder,
+                                             TwoStreamSettings,
                                              run_two_stream)
 from mmbodvcl.experiments.views import ViewPool
 
 FRAMES, SIZE = 4, 32
 TINY_TWO_STREAM = TwoStreamSettings(steps=4, batch_size=16, width=4,
                                     embed_dim=8, probe_every=2)
-TINY_END_TO_END = EndToEndSettings(steps=2, batch_size=8, base_channels=4,
-                                   embed_dim=8, hidden_dim=16, log_every=1)
+# A Runner run of a few clips and one or two iterations.
+TINY_RUNNER = [
+    'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False',
+    'train_dataloader.dataset.num_samples=8',
+    'default_hooks.logger.interval=1'
+]
 CONFIG_DIR = osp.join(osp.dirname(__file__), '..', 'configs', 'synthetic')
 
 
@@ -59,51 +66,51 @@ def test_two_stream_run_records_finite_dynamics(pools):
         run_two_stream(train, evaluation, 'joint', TINY_TWO_STREAM)
 
 
-def test_static_stream_alone_reads_background_colour(pools):
-    """Untrained random convolutions of the first frame already separate
-    blue from green linearly, and never see the brightness change."""
-    train, evaluation = pools
-    run = run_two_stream(train, evaluation, 'decoupled',
-                         replace(TINY_TWO_STREAM, steps=1, width=8))
-    static = {k: v[0] for k, v in run['accuracy_static_stream'].items()}
-    assert static['simple_static'] > 0.9
-    assert static['simple_dynamic'] < 0.75
+def test_each_stream_sees_only_its_kind_of_input():
+    """The static stream reads only the first frame (later frames change
+    nothing of it) and the dynamic stream only grey-level changes (a
+    time-constant image added to every frame changes nothing of it): what
+    makes them a static-only and a dynamic-only stream."""
+    torch.manual_seed(0)
+    model = TwoStreamEncoder(FRAMES, width=4, embed_dim=8).eval()
+    clips = torch.randn(3, 3, FRAMES, SIZE, SIZE)
+    later_changed = clips.clone()
+    later_changed[:, :, 1:] = torch.randn(3, 3, FRAMES - 1, SIZE, SIZE)
+    background = clips + torch.randn(3, 3, 1, SIZE, SIZE)
+    with torch.no_grad():
+        out = model(clips)
+        assert torch.equal(model(later_changed)['static'], out['static'])
+        assert not torch.allclose(model(later_changed)['dynamic'],
+                                  out['dynamic'])
+        torch.testing.assert_close(model(background)['dynamic'],
+                                   out['dynamic'], atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(model(background)['static'],
+                                  out['static'])
 
 
-@pytest.mark.parametrize('method', ['plain', 'bodvcl'])
-def test_end_to_end_run_through_the_real_components(pools, method):
-    train, evaluation = pools
-    run = run_end_to_end(train, evaluation, method, TINY_END_TO_END,
-                         xis=(0.3, ))
-    assert len(run['train_loss']) == len(run['grad_norm']) == 2
-    assert all(math.isfinite(v) for v in run['train_loss'] + run['grad_norm'])
-    for key in ('final', 'final_backbone', 'final_static', 'final_dynamic'):
-        _check_accuracies(run[key])
-    assert run['seed'] == TINY_END_TO_END.seed and run['seconds'] > 0
-    assert set(run['by_xi']) == {'0.1', '0.3'}
-    # Wider threshold, at least as many static modes.
-    assert run['by_xi']['0.3']['num_static'] >= run['by_xi']['0.1'][
-        'num_static']
-    assert len(run['eigvals']['real']) == 64 * (FRAMES - 1)
-    assert all(math.isfinite(v) for v in run['eigvals']['real'])
-    if method == 'bodvcl':  # the bi-level step ran: both levels logged
-        assert {'loss_pred', 'loss_static', 'loss_dynamic',
-                'hypergrad_norm'} <= set(run['log'])
-    else:
-        assert 'loss_unified' in run['log']
-
-
-def test_demo_writes_well_formed_report(tmp_path):
-    settings = DemoSettings(
+def _demo_settings(**kwargs) -> DemoSettings:
+    """The demo on tiny clips: two Runner iterations per run, one for the
+    runs experiment 3 adds (half as many by default)."""
+    return DemoSettings(
         size=SIZE, num_frames=FRAMES, train_clips=32, views_per_clip=2,
-        eval_clips=48, estimators=('literal', 'cross_view'), xis=(0.1, 0.3),
-        seeds=2, two_stream=replace(TINY_TWO_STREAM, steps=2, probe_every=1),
-        end_to_end=replace(TINY_END_TO_END, steps=1))
+        eval_clips=32, scale=2 / 300, cfg_options=tuple(TINY_RUNNER),
+        two_stream=replace(TINY_TWO_STREAM, steps=2, probe_every=1),
+        **kwargs)
+
+
+def test_demo_runs_both_families_through_the_runner(tmp_path):
+    own = Config.fromfile(_demo_settings().config(
+        'bodvcl')).model.decoupler.estimator
+    settings = _demo_settings(end_to_end_scenarios=('iii', 'i'),
+                              estimators=(own, 'literal'))
     messages = []
-    run_demo(str(tmp_path), settings, log=messages.append)
-    assert any('experiment 2, scenario ii, bodvcl, seed 1' in m
-               for m in messages)
-    results = json.loads((tmp_path / 'results.json').read_text())
+    results = run_demo(str(tmp_path), settings, log=messages.append)
+    trained = [m for m in messages if ', train_dataloader.dataset.' in m]
+    # experiment 2: 2 scenarios x 2 methods; experiment 3 adds the two
+    # other methods on both; the estimators add `literal` only
+    assert len(trained) == 4 + 4 + 1
+    assert json.loads((tmp_path / 'results.json').read_text()) == (
+        json.loads(json.dumps(results)))
     runs = [(scenario, loss) for scenario in ('i', 'ii')
             for loss in ('unified', 'decoupled')] + [('iii', 'unified')]
     assert sum(map(len, results['experiment1'].values())) == len(runs)
@@ -111,32 +118,36 @@ def test_demo_writes_well_formed_report(tmp_path):
         entry = results['experiment1'][scenario][loss]
         _check_accuracies(entry['final_accuracy'])
         assert len(entry['grad_norm_static']) == 2
-        assert len(entry['grad_norm_dynamic']) == 2
-    probed = ('final_accuracy', 'final_accuracy_backbone',
-              'final_accuracy_static', 'final_accuracy_dynamic')
-    assert set(results['experiment2']) == {'iii', 'i', 'ii'}
-    for scenario in ('iii', 'i', 'ii'):
-        assert set(results['experiment2'][scenario]) == {'plain', 'bodvcl'}
-        for entry in results['experiment2'][scenario].values():
-            assert entry['seeds'] == 2
-            assert [run['seed'] for run in entry['per_seed']] == [0, 1]
-            for key in probed:
+    exp2, exp3 = results['experiment2'], results['experiment3']
+    assert set(exp3) == {'iii', 'i'}
+    for scenario in ('iii', 'i'):
+        assert set(exp2[scenario]) == {'plain', 'bodvcl'}
+        assert set(exp3[scenario]) == set(EXPERIMENT3_METHODS)
+        for method, entry in exp3[scenario].items():
+            reused = method in ('plain', 'bodvcl')
+            assert entry['seeds'] == 1
+            assert entry['per_seed'][0]['iter'] == (2 if reused else 1)
+            for key in ('final_accuracy', 'final_accuracy_backbone'):
                 _check_accuracies(entry[key])
-                for semantic in SEMANTICS:  # the key is the seeds' mean
-                    mean = sum(run[key][semantic]
-                               for run in entry['per_seed']) / 2
-                    assert entry[key][semantic] == pytest.approx(mean)
-            assert len(entry['grad_norm']) == 1
-    assert set(results['estimators']) == {'literal', 'cross_view'}
+            has_parts = method != 'plain'
+            for key in ('final_accuracy_static', 'final_accuracy_dynamic'):
+                assert (entry[key] is not None) is has_parts
+                if has_parts:
+                    _check_accuracies(entry[key])
+            assert ('eigenvalues' in entry) is (method == 'bodvcl')
+        for method in ('plain', 'bodvcl'):  # reused, not trained again
+            assert exp3[scenario][method] == exp2[scenario][method]
+    assert set(results['estimators']) == {own, 'literal'}
+    assert results['estimators'][own] == exp2['i']['bodvcl']
     report = (tmp_path / 'report.md').read_text()
-    assert '## Experiment 1' in report and '## Experiment 2' in report
-    assert 'Best in this run: estimator' in report
-    verdicts = [line for line in report.splitlines()
-                if line.startswith('* Step ')]
-    # the control, then Proposition 1 and BOD-VCL in scenarios i and ii
-    assert [v[:8] for v in verdicts] == ['* Step 1'] + ['* Step 2',
-                                                        '* Step 3'] * 2
-    assert all('**holds**' in v or '**fails**' in v for v in verdicts)
+    for title in ('## Experiment 1', '## Experiment 2', '## Experiment 3',
+                  'Best in this run: estimator'):
+        assert title in report
+    for command in results['runner']['commands'].values():
+        assert command in report and command.startswith(
+            'python tools/sweep.py configs/synthetic/')
+    assert 'Not every method trained as long' in report
+    assert 'Learned by' in report or 'No method learns it' in report
     for name in ('fig6_correlated.png', 'fig7_independent.png',
                  'eigenvalues.png'):
         data = (tmp_path / name).read_bytes()
@@ -144,34 +155,78 @@ def test_demo_writes_well_formed_report(tmp_path):
         assert f'({name})' in report
 
 
-@pytest.mark.parametrize('name', [
-    'vsimclr_slowonly-r18-tiny_synthetic-i.py',
-    'bodvcl-vsimclr_slowonly-r18-tiny_synthetic-i.py'
-])
-def test_synthetic_config_trains_with_the_runner(tmp_path, name):
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
+def test_demo_defaults_are_the_configs():
+    """With its defaults the demo passes no option to the configs, so that
+    `tools/train.py CONFIG` alone repeats its runs; a changed size or
+    scale reaches both the dataset and the probe hook."""
+    assert runner_options(DemoSettings()) == ['custom_hooks.0.interval=300']
+    options = runner_options(DemoSettings(num_frames=4, scale=0.5))
+    assert options == [
+        'train_cfg.max_iters=150', 'train_dataloader.dataset.num_frames=4',
+        'custom_hooks.0.num_frames=4', 'custom_hooks.0.interval=150']
+
+
+def test_runner_entry_is_the_mean_over_seeds():
+    def record(seed, value, parts):
+        accuracies = dict(backbone=dict.fromkeys(SEMANTICS, value),
+                          unified=dict.fromkeys(SEMANTICS, value / 2))
+        if parts:
+            accuracies.update(static=accuracies['unified'],
+                              dynamic=accuracies['unified'])
+        return dict(seed=seed, seconds=1.0, iter=3, work_dir=f'w{seed}',
+                    accuracies=accuracies, log=dict(loss=[1.0, 0.5]))
+
+    for parts in (False, True):
+        entry = runner_entry([record(0, 0.6, parts), record(1, 1.0, parts)])
+        assert entry['seeds'] == 2 and entry['train_loss'] == [1.0, 0.5]
+        assert [run['seed'] for run in entry['per_seed']] == [0, 1]
+        for semantic in SEMANTICS:
+            assert entry['final_accuracy_backbone'][semantic] == (
+                pytest.approx(0.8))
+            assert entry['final_accuracy'][semantic] == pytest.approx(0.4)
+        for key in ('final_accuracy_static', 'final_accuracy_dynamic'):
+            assert (entry[key] is None) is not parts
+
+
+@pytest.mark.parametrize('method', list(CONFIGS))
+def test_synthetic_config_trains_with_the_runner(tmp_path, method):
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, CONFIGS[method]))
     cfg.work_dir = str(tmp_path)
-    cfg.train_cfg.max_iters = 2
+    cfg.train_cfg.max_iters = 1
     cfg.train_dataloader.update(batch_size=4, num_workers=0,
                                 persistent_workers=False)
     cfg.train_dataloader.dataset.update(num_samples=8, num_frames=FRAMES)
     cfg.custom_hooks[0].update(num_samples=32, num_frames=FRAMES,
-                               interval=2)
-    cfg.model.backbone.base_channels = 4
-    cfg.model.neck.update(in_channels=32, hid_channels=16, out_channels=8)
+                               interval=1, xis=(0.3, ))
     runner = Runner.from_cfg(cfg)
     runner.train()
     scalars = runner.message_hub.log_scalars
-    for semantic in SEMANTICS:
-        value = scalars[f'probe/Z/{semantic}'].current()
-        assert 0.0 <= value <= 1.0
-        assert f'probe/Z_A@0.1/{semantic}' in scalars
     assert torch.isfinite(torch.tensor(scalars['train/loss'].current()))
     probe = json.loads((tmp_path / 'synthetic_probe.json').read_text())
-    assert probe['iter'] == 2
-    assert {'backbone', 'Z', 'Z_A@0.1', 'Z_M@0.1'} <= set(
-        probe['accuracies'])
+    assert probe['iter'] == 1
+    parts = {'static', 'dynamic'} if method != 'plain' else set()
+    assert set(probe['accuracies']) == {'backbone', 'unified', *parts}
     for embedding, accuracies in probe['accuracies'].items():
+        _check_accuracies(accuracies)
         assert accuracies == pytest.approx(
             {s: scalars[f'probe/{embedding}/{s}'].current()
              for s in SEMANTICS})
+    if method != 'bodvcl':
+        assert 'spectrum' not in probe
+        return
+    # the bi-level step ran, and the Koopman split was probed at its own
+    # threshold and the extra one
+    assert {'train/loss_pred', 'train/hypergrad_norm'} <= set(scalars)
+    spectrum = probe['spectrum']
+    own = str(cfg.model.decoupler.xi)
+    assert set(spectrum['by_xi']) == {own, '0.3'}
+    assert spectrum['by_xi'][own]['static'] == probe['accuracies']['static']
+    assert 'probe/static@0.3/simple_static' in scalars
+    for split in spectrum['by_xi'].values():
+        assert 0.0 <= split['separation'] <= 1.0
+    # a wider threshold takes at least as many static modes
+    if float(own) < 0.3:
+        assert spectrum['by_xi']['0.3']['num_static'] >= spectrum['by_xi'][
+            own]['num_static']
+    assert len(spectrum['eigvals']['real']) == 32 * (FRAMES - 1)
+    assert all(math.isfinite(v) for v in spectrum['eigvals']['real'])

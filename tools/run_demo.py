@@ -1,10 +1,11 @@
 """Run the synthetic experiments of the paper's section 5.5 (``make demo``).
 
 Writes ``report.md``, ``results.json`` and PNG figures into ``--work-dir``.
-The defaults (one seed) fit in 15 minutes on 2 CPU cores; ``--seeds 3``
-gives the three-seed means of docs/synthetic.md, ``--scale`` multiplies the
-training steps and the size options make the clips larger. For grids
-through MMEngine's Runner see ``tools/sweep.py`` and ``docs/synthetic.md``.
+Experiments 2 and 3 train ``configs/synthetic/`` with MMEngine's Runner;
+``report.md`` gives the ``tools/sweep.py`` command that repeats them. The
+defaults (one seed) fit in 15 minutes on 2 CPU cores; ``--seeds 3`` gives
+three-seed means, ``--scale`` multiplies the training steps and the size
+options make the clips larger (docs/synthetic.md).
 """
 import argparse
 import sys
@@ -27,21 +28,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-frames', type=int, default=8,
                         help='frames per clip')
     parser.add_argument('--train-clips', type=int, default=1024,
-                        help='training clips per scenario')
+                        help='training clips per scenario of experiment 1 '
+                        '(the Runner runs render views on access)')
     parser.add_argument('--eval-clips', type=int, default=512,
                         help='evaluation clips (half train the probes)')
     parser.add_argument('--correlation', type=float, default=1.0,
                         help='strength of the scenario tie, in [0, 1]')
+    parser.add_argument('--decoupling-scale', type=float, default=0.5,
+                        help='multiply (on top of --scale) the iterations '
+                        'of the runs experiment 3 adds (concepts, derived '
+                        'inputs); 1 trains them as long as experiment 2')
     parser.add_argument('--seeds', type=int, default=1,
-                        help='seeds of every experiment-2 run (averaged)')
+                        help='seeds of every Runner run (averaged)')
     parser.add_argument('--estimators', nargs='*', default=[],
                         help='Koopman estimators to compare (BOD-VCL runs '
                         'on scenario i), e.g. literal ridge cross_view')
-    parser.add_argument('--xis', nargs='+', type=float,
-                        default=[0.05, 0.1, 0.2, 0.3],
-                        help='split thresholds to probe')
+    parser.add_argument('--xis', nargs='+', type=float, default=[],
+                        help='split thresholds to probe (default: the '
+                        'configs\' own), e.g. 0.05 0.1 0.2 0.3')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='KEY=VALUE applied to every Runner run')
     parser.add_argument('--skip-experiment2', action='store_true',
-                        help='only the two-stream experiment')
+                        help='only the two-stream experiment (no Runner '
+                        'runs: experiments 2 and 3 are skipped)')
     parser.add_argument('--threads', type=int, default=2,
                         help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=0)
@@ -49,8 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_from_args(args: argparse.Namespace) -> DemoSettings:
-    if args.scale <= 0:
-        raise SystemExit(f'--scale must be > 0, got {args.scale}')
+    for name in ('scale', 'decoupling_scale'):
+        if getattr(args, name) <= 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be > 0, got "
+                             f'{getattr(args, name)}')
     if args.seeds < 1:
         raise SystemExit(f'--seeds must be >= 1, got {args.seeds}')
     base = DemoSettings()
@@ -58,11 +69,6 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         base.two_stream,
         steps=max(1, round(base.two_stream.steps * args.scale)),
         probe_every=max(1, round(base.two_stream.probe_every * args.scale)),
-        seed=args.seed)
-    end_to_end = replace(
-        base.end_to_end,
-        steps=max(1, round(base.end_to_end.steps * args.scale)),
-        log_every=max(1, round(base.end_to_end.log_every * args.scale)),
         seed=args.seed)
     skip = args.skip_experiment2
     return replace(
@@ -75,9 +81,12 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         seeds=args.seeds,
         estimators=() if skip else tuple(args.estimators),
         end_to_end_scenarios=() if skip else base.end_to_end_scenarios,
+        decoupling_scenarios=() if skip else base.decoupling_scenarios,
         xis=tuple(args.xis),
+        scale=args.scale,
+        decoupling_scale=args.decoupling_scale,
+        cfg_options=tuple(args.cfg_options),
         two_stream=two_stream,
-        end_to_end=end_to_end,
         seed=args.seed)
 
 

@@ -23,11 +23,11 @@ import sys
 import time
 from typing import List
 
-from mmengine.fileio import dump, load
+from mmengine.fileio import dump
 
 from mmbodvcl.experiments.probe_hook import SyntheticProbeHook
 from mmbodvcl.experiments.sweep import (SweepRun, expand, markdown_table,
-                                        parse_grid, summarise)
+                                        parse_grid, read_record, summarise)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PROBE_FILE = SyntheticProbeHook.result_file
@@ -68,10 +68,7 @@ def run_one(run: SweepRun, root: str, cfg_options: List[str]) -> dict:
                 f'{osp.join(work_dir, "sweep.log")}' +
                 ('' if status else f' (no {PROBE_FILE}: does the config '
                  'have SyntheticProbeHook?)'))
-    probe = load(probe_file)
-    return dict(config=run.config, setting=run.setting_name, seed=run.seed,
-                work_dir=work_dir, iter=probe['iter'],
-                accuracies=probe['accuracies'])
+    return read_record(run, work_dir)
 
 
 def main(argv=None) -> None:

@@ -1,50 +1,71 @@
-"""``make demo``: both synthetic experiments, figures, results.json, report.md.
+"""``make demo``: the synthetic experiments, figures, results.json, report.md.
 
-Experiment 1 (the two-stream model, Proposition 1 / Corollary 1) runs on
-scenarios i, ii and iii with the unified and the decoupled loss. Experiment 2
-(V-SimCLR vs V-SimCLR + BOD-VCL with the real components) runs the control
-(scenario iii, no correlation), Proposition 1 and BOD-VCL (scenarios i and
-ii) for ``seeds`` seeds each; optionally it compares the Koopman estimators
-and split thresholds xi.
+Experiment 1 (the paper's two-stream model, Proposition 1 / Corollary 1)
+runs its own small loop on scenarios i, ii and iii with the unified and the
+decoupled loss. Experiments 2 and 3 train the configs of
+``configs/synthetic/`` with MMEngine's Runner (in this process, as
+``tools/train.py`` would; :func:`~.sweep.train_in_process`), so that
+``tools/sweep.py`` repeats every number:
+
+* experiment 2, V-SimCLR vs V-SimCLR + BOD-VCL on scenarios iii (the
+  control), i and ii, ``seeds`` seeds each;
+* experiment 3, both decoupling families on one benchmark: plain, BOD-VCL,
+  Static and Dynamic Concepts and V-SimCLR on derived inputs on scenarios
+  iii and i (plain and BOD-VCL are experiment 2's runs);
+* optionally BOD-VCL with other Koopman estimators.
+
+``report.md`` is written by :mod:`.demo_report`.
 """
 import os
 import os.path as osp
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Dict, List, Sequence, Tuple
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.config import Config
 
-from mmbodvcl.datasets.synthetic import (SCENARIO_DESCRIPTIONS, SEMANTICS,
-                                         SyntheticVideoGenerator)
-from .end_to_end import (METHODS, EndToEndSettings, eigenvalue_summary,
-                         run_end_to_end)
-from .report import (accuracy_header, accuracy_row, figure_links,
-                     plot_spectrum, plot_two_stream, write_json)
+from mmbodvcl.datasets.synthetic import SEMANTICS, SyntheticVideoGenerator
+from .demo_report import render_report
+from .end_to_end import eigenvalue_summary
+from .report import plot_spectrum, plot_two_stream, write_json
+from .sweep import SweepRun, parse_cfg_options, train_in_process
 from .two_stream import LOSSES, TwoStreamSettings, run_two_stream
 from .views import ViewPool
 
-# Which semantic is easy and which is hard in each correlated scenario.
-_PAIRS = {
-    'i': ('simple_static', 'complex_dynamic'),
-    'ii': ('simple_dynamic', 'complex_static')
-}
-# results.json key of experiment 2 -> key of a run_end_to_end record.
-_PROBED = dict(
-    final_accuracy='final',
-    final_accuracy_backbone='final_backbone',
-    final_accuracy_static='final_static',
-    final_accuracy_dynamic='final_dynamic')
-# The thresholds of issue 11's steps 1-3.
-CONTROL_LEARNED = 0.85
-NEGLECTED = 0.65
-BACKBONE_GAIN = 0.15
-PART_GAIN = 0.10
+#: Config file of each method in ``configs/synthetic/``.
+CONFIGS = dict(
+    plain='vsimclr_slowonly-r18-tiny_synthetic-i.py',
+    bodvcl='bodvcl-vsimclr_slowonly-r18-tiny_synthetic-i.py',
+    concepts='concepts_slowonly-r18-tiny_synthetic-i.py',
+    derived_inputs='vsimclr-derived-inputs_slowonly-r18-tiny_synthetic-i.py')
+EXPERIMENT2_METHODS = ('plain', 'bodvcl')
+EXPERIMENT3_METHODS = ('plain', 'bodvcl', 'concepts', 'derived_inputs')
+SCENARIO_KEY = 'train_dataloader.dataset.scenario'
+ESTIMATOR_KEY = 'model.decoupler.estimator'
+# results.json key of a Runner experiment -> embedding of probe_embeddings.
+PROBED = dict(
+    final_accuracy='unified',
+    final_accuracy_backbone='backbone',
+    final_accuracy_static='static',
+    final_accuracy_dynamic='dynamic')
+Records = Dict[str, Dict[str, List[dict]]]  # {scenario: {method: [seed]}}
+
+
+def source_config_dir() -> str:
+    """``configs/synthetic`` of the source checkout this package is in."""
+    return osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'configs', 'synthetic')
 
 
 @dataclass
 class DemoSettings:
+    """What the demo runs. Clip sizes, correlation and evaluation clips
+    apply to every experiment (the Runner runs get them as
+    ``--cfg-options`` where they differ from the configs');
+    ``train_clips`` x ``views_per_clip`` are experiment 1's pre-rendered
+    views (the Runner's dataset renders views on access)."""
     size: int = 32
     num_frames: int = 8
     correlation: float = 1.0
@@ -55,22 +76,74 @@ class DemoSettings:
     # Figure 7 needs only the unified loss; the decoupled one costs a run.
     independent_losses: Sequence[str] = ('unified', )
     end_to_end_scenarios: Sequence[str] = ('iii', 'i', 'ii')
-    # Seeds of every experiment-2 run (model initialisation and batches).
+    decoupling_scenarios: Sequence[str] = ('iii', 'i')
+    # Seeds of every Runner run (model initialisation and batches).
     seeds: int = 1
     # Koopman estimators to compare on estimator_scenario (BOD-VCL runs).
     estimators: Sequence[str] = ()
     estimator_scenario: str = 'i'
-    xis: Sequence[float] = (0.05, 0.1, 0.2, 0.3)
+    # Extra split thresholds to probe (none: the configs' own).
+    xis: Sequence[float] = ()
+    # Multiplies the configs' training iterations.
+    scale: float = 1.0
+    # Multiplies, on top of ``scale``, the iterations of the runs experiment
+    # 3 adds (concepts, derived inputs): half, to keep the demo within 15
+    # minutes on 2 cores; report.md gives every row's iterations.
+    decoupling_scale: float = 0.5
+    # Applied to every Runner run after the demo's own options.
+    cfg_options: Sequence[str] = ()
+    config_dir: str = field(default_factory=source_config_dir)
     two_stream: TwoStreamSettings = field(default_factory=TwoStreamSettings)
-    end_to_end: EndToEndSettings = field(default_factory=EndToEndSettings)
     seed: int = 0
 
+    def config(self, method: str) -> str:
+        path = osp.join(self.config_dir, CONFIGS[method])
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'config of method {method!r} not found: {path}; run the '
+                'demo from a source checkout or set config_dir')
+        return path
 
-def _generator(settings: DemoSettings, scenario: str, num_samples: int,
-               seed: int) -> SyntheticVideoGenerator:
-    return SyntheticVideoGenerator(num_samples, scenario,
-                                   settings.correlation, settings.num_frames,
-                                   settings.size, seed)
+
+def _option_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(str(v) for v in value) + ']'
+    return str(value)
+
+
+def _config_value(cfg: Config, key: str):
+    value = cfg
+    for part in key.split('.'):
+        value = value[int(part)] if part.isdigit() else value[part]
+    return list(value) if isinstance(value, tuple) else value
+
+
+def runner_options(settings: DemoSettings,
+                   scale: Optional[float] = None) -> List[str]:
+    """``--cfg-options`` of every Runner run: the demo's clip sizes,
+    correlation, evaluation clips, iterations (the configs' times ``scale``,
+    default ``settings.scale``) and thresholds where they differ from the
+    configs', the probe only after the last iteration (the earlier ones
+    change no number), then ``settings.cfg_options``."""
+    cfg = Config.fromfile(settings.config('plain'))
+    scale = settings.scale if scale is None else scale
+    steps = max(1, round(cfg.train_cfg.max_iters * scale))
+    wanted = [('train_cfg.max_iters', steps),
+              ('train_dataloader.dataset.num_frames', settings.num_frames),
+              ('train_dataloader.dataset.size', settings.size),
+              ('train_dataloader.dataset.correlation', settings.correlation),
+              ('custom_hooks.0.num_frames', settings.num_frames),
+              ('custom_hooks.0.size', settings.size),
+              ('custom_hooks.0.num_samples', settings.eval_clips),
+              ('custom_hooks.0.interval', steps)]
+    if settings.xis:
+        wanted.append(('custom_hooks.0.xis', list(settings.xis)))
+    options = []
+    for key, value in wanted:
+        option = f'{key}={_option_value(value)}'
+        if parse_cfg_options([option])[key] != _config_value(cfg, key):
+            options.append(option)
+    return options + list(settings.cfg_options)
 
 
 def run_demo(work_dir: str,
@@ -86,12 +159,21 @@ def run_demo(work_dir: str,
 
     pools, eval_pool = render_pools(settings, stamp)
     experiment1 = run_experiment1(pools, eval_pool, settings, stamp)
-    experiment2 = run_experiment2(pools, eval_pool, settings, stamp)
-    estimators = run_estimators(pools, eval_pool, settings, experiment2,
+    options = runner_options(settings)
+    decoupling_options = runner_options(
+        settings, settings.scale * settings.decoupling_scale)
+    root = osp.join(work_dir, 'runs')
+    experiment2 = run_experiment2(settings, root, options, stamp)
+    experiment3 = run_experiment3(settings, root, decoupling_options,
+                                  experiment2, stamp)
+    estimators = run_estimators(settings, root, options, experiment2,
                                 stamp)
-    xi = settings.end_to_end.xi
     results = dict(
         settings=asdict(settings),
+        runner=dict(cfg_options=options,
+                    decoupling_cfg_options=decoupling_options,
+                    commands=reproduce_commands(settings, options,
+                                                decoupling_options)),
         environment=dict(
             torch=torch.__version__,
             threads=torch.get_num_threads(),
@@ -102,25 +184,14 @@ def run_demo(work_dir: str,
                        for loss, run in runs.items()}
             for scenario, runs in experiment1.items()
         },
-        experiment2={
-            scenario: {method: _end_to_end_entry(run, xi)
-                       for method, run in runs.items()}
-            for scenario, runs in experiment2.items()
-        },
+        experiment2=_entries(experiment2),
+        experiment3=_entries(experiment3),
         estimators={
-            name: _end_to_end_entry(run, xi)
-            for name, run in estimators.items()
+            name: runner_entry(runs)
+            for name, runs in estimators.items()
         })
-    figures = plot_two_stream(experiment1, work_dir)
-    spectra = {
-        f"({scenario}) {'V-SimCLR' if method == 'plain' else 'BOD-VCL'}":
-        run[0]['eigvals']
-        for scenario, runs in experiment2.items()
-        for method, run in runs.items()
-    }
-    if spectra:
-        figures.append(
-            plot_spectrum(spectra, xi, osp.join(work_dir, 'eigenvalues.png')))
+    figures = plot_two_stream(experiment1, work_dir) + _plot_spectra(
+        experiment2, work_dir)
     write_json(results, osp.join(work_dir, 'results.json'))
     with open(osp.join(work_dir, 'report.md'), 'w', encoding='utf-8') as f:
         f.write(render_report(results, figures))
@@ -129,16 +200,29 @@ def run_demo(work_dir: str,
     return results
 
 
+def _plot_spectra(experiment2: Records, work_dir: str) -> List[str]:
+    """The eigenvalues of every run with a threshold split (first seed),
+    one panel each; no figure without one."""
+    spectra = {
+        f'({scenario}) {method}': runs[0]['spectrum']
+        for scenario, by_method in experiment2.items()
+        for method, runs in by_method.items() if 'spectrum' in runs[0]
+    }
+    if not spectra:
+        return []
+    xi = next(iter(spectra.values()))['xi']
+    return [plot_spectrum(
+        {title: spectrum['eigvals'] for title, spectrum in spectra.items()},
+        xi, osp.join(work_dir, 'eigenvalues.png'))]
+
+
 def render_pools(settings: DemoSettings, stamp: Callable[[str], None]
                  ) -> Tuple[Dict[str, ViewPool], ViewPool]:
-    """Training views of every scenario a run needs, and the evaluation
-    clips (scenario iii, their own seed)."""
-    scenarios = sorted(
-        set(settings.two_stream_scenarios) |
-        set(settings.end_to_end_scenarios) |
-        ({settings.estimator_scenario} if settings.estimators else set()))
+    """Experiment 1's training views of every scenario, and the evaluation
+    clips (scenario iii, their own seed; the same clips as the Runner
+    runs' ``SyntheticProbeHook`` for ``seed=0``)."""
     pools: Dict[str, ViewPool] = {}
-    for index, scenario in enumerate(scenarios):
+    for index, scenario in enumerate(sorted(settings.two_stream_scenarios)):
         stamp(f'rendering {settings.train_clips} x {settings.views_per_clip} '
               f'training views, scenario {scenario}')
         pools[scenario] = ViewPool.render(
@@ -150,6 +234,13 @@ def render_pools(settings: DemoSettings, stamp: Callable[[str], None]
         _generator(settings, 'iii', settings.eval_clips, settings.seed + 100),
         1)
     return pools, eval_pool
+
+
+def _generator(settings: DemoSettings, scenario: str, num_samples: int,
+               seed: int) -> SyntheticVideoGenerator:
+    return SyntheticVideoGenerator(num_samples, scenario,
+                                   settings.correlation, settings.num_frames,
+                                   settings.size, seed)
 
 
 def run_experiment1(pools: Dict[str, ViewPool], eval_pool: ViewPool,
@@ -167,25 +258,97 @@ def run_experiment1(pools: Dict[str, ViewPool], eval_pool: ViewPool,
     return experiment1
 
 
-def run_estimators(pools: Dict[str, ViewPool], eval_pool: ViewPool,
-                   settings: DemoSettings,
-                   experiment2: Dict[str, Dict[str, List[dict]]],
+def train_seeds(settings: DemoSettings, root: str, options: List[str],
+                method: str, setting: Tuple[Tuple[str, str], ...],
+                stamp: Callable[[str], None]) -> List[dict]:
+    """One Runner run of ``method``'s config with ``setting`` per seed;
+    each record gets its wall time (``seconds``)."""
+    records = []
+    for offset in range(settings.seeds):
+        run = SweepRun(settings.config(method), setting,
+                       settings.seed + offset)
+        stamp(f'{method}, {run.setting_name}, seed {run.seed}')
+        started = time.time()
+        record = train_in_process(run, root, options)
+        record['seconds'] = time.time() - started
+        records.append(record)
+    return records
+
+
+def run_experiment2(settings: DemoSettings, root: str, options: List[str],
+                    stamp: Callable[[str], None]) -> Records:
+    """Plain V-SimCLR and BOD-VCL on every scenario."""
+    return {
+        scenario: {
+            method: train_seeds(settings, root, options, method,
+                                ((SCENARIO_KEY, scenario), ), stamp)
+            for method in EXPERIMENT2_METHODS
+        }
+        for scenario in settings.end_to_end_scenarios
+    }
+
+
+def run_experiment3(settings: DemoSettings, root: str, options: List[str],
+                    experiment2: Records,
+                    stamp: Callable[[str], None]) -> Records:
+    """Every method of ``EXPERIMENT3_METHODS`` on the decoupling scenarios;
+    runs experiment 2 already made are reused, not repeated; the others get
+    ``options`` (their iterations)."""
+    experiment3: Records = {}
+    for scenario in settings.decoupling_scenarios:
+        for method in EXPERIMENT3_METHODS:
+            done = experiment2.get(scenario, {}).get(method)
+            experiment3.setdefault(scenario, {})[method] = done or (
+                train_seeds(settings, root, options, method,
+                            ((SCENARIO_KEY, scenario), ), stamp))
+    return experiment3
+
+
+def run_estimators(settings: DemoSettings, root: str, options: List[str],
+                   experiment2: Records,
                    stamp: Callable[[str], None]) -> Dict[str, List[dict]]:
     """BOD-VCL with each Koopman estimator on ``estimator_scenario``; the
-    default estimator's run is reused from experiment 2."""
-    estimators: Dict[str, List[dict]] = {}
+    config's own estimator is experiment 2's run."""
+    if not settings.estimators:
+        return {}
     scenario = settings.estimator_scenario
+    own = Config.fromfile(settings.config('bodvcl')).model.decoupler.get(
+        'estimator')
+    estimators: Dict[str, List[dict]] = {}
     for estimator in settings.estimators:
-        if (estimator == settings.end_to_end.estimator
-                and scenario in experiment2):
-            estimators[estimator] = experiment2[scenario]['bodvcl'][:1]
+        done = experiment2.get(scenario, {}).get('bodvcl')
+        if estimator == own and done:
+            estimators[estimator] = done
             continue
-        stamp(f'experiment 2, estimator {estimator!r}, scenario {scenario}')
-        estimators[estimator] = [run_end_to_end(
-            pools[scenario], eval_pool, 'bodvcl',
-            replace(settings.end_to_end, estimator=estimator),
-            xis=settings.xis, progress=lambda m: stamp('  ' + m))]
+        estimators[estimator] = train_seeds(
+            settings, root, options, 'bodvcl',
+            ((SCENARIO_KEY, scenario), (ESTIMATOR_KEY, estimator)), stamp)
     return estimators
+
+
+def reproduce_commands(settings: DemoSettings, options: List[str],
+                       decoupling_options: List[str]) -> Dict[str, str]:
+    """The ``tools/sweep.py`` command that repeats each experiment's Runner
+    runs (experiment 3's: the runs it adds)."""
+    seeds = ' '.join(str(settings.seed + k) for k in range(settings.seeds))
+
+    def command(methods, grid, options=options) -> str:
+        configs = ' '.join(f'configs/synthetic/{CONFIGS[m]}' for m in methods)
+        return (f'python tools/sweep.py {configs} {grid} --seeds {seeds}' +
+                (' --cfg-options ' + ' '.join(options) if options else ''))
+
+    scenarios = ' '.join(settings.end_to_end_scenarios)
+    commands = dict(experiment2=command(
+        EXPERIMENT2_METHODS, f'--grid {SCENARIO_KEY} {scenarios}'))
+    new = [m for m in EXPERIMENT3_METHODS if m not in EXPERIMENT2_METHODS]
+    decoupling = ' '.join(settings.decoupling_scenarios)
+    commands['experiment3'] = command(
+        new, f'--grid {SCENARIO_KEY} {decoupling}', decoupling_options)
+    if settings.estimators:
+        commands['estimators'] = command(
+            ['bodvcl'], f'--grid {SCENARIO_KEY} {settings.estimator_scenario}'
+            f" --grid {ESTIMATOR_KEY} {' '.join(settings.estimators)}")
+    return commands
 
 
 def _two_stream_entry(run: dict) -> dict:
@@ -204,300 +367,46 @@ def _two_stream_entry(run: dict) -> dict:
         accuracy=run['accuracy'])
 
 
-def run_experiment2(pools: Dict[str, ViewPool], eval_pool: ViewPool,
-                    settings: DemoSettings,
-                    stamp: Callable[[str], None]
-                    ) -> Dict[str, Dict[str, List[dict]]]:
-    """Plain V-SimCLR and BOD-VCL on every scenario, ``settings.seeds``
-    runs each: ``{scenario: {method: [record per seed]}}``."""
-    experiment2: Dict[str, Dict[str, List[dict]]] = {}
-    for scenario in settings.end_to_end_scenarios:
-        for method in METHODS:
-            for offset in range(settings.seeds):
-                seed = settings.end_to_end.seed + offset
-                stamp(f'experiment 2, scenario {scenario}, {method}, '
-                      f'seed {seed}')
-                experiment2.setdefault(scenario, {}).setdefault(
-                    method, []).append(run_end_to_end(
-                        pools[scenario], eval_pool, method,
-                        replace(settings.end_to_end, seed=seed),
-                        xis=settings.xis,
-                        progress=lambda m: stamp('  ' + m)))
-    return experiment2
-
-
-def _mean_accuracy(runs: List[dict], key: str) -> Dict[str, float]:
+def _entries(records: Records) -> Dict[str, Dict[str, dict]]:
     return {
-        semantic: sum(run[key][semantic] for run in runs) / len(runs)
+        scenario: {method: runner_entry(runs)
+                   for method, runs in by_method.items()}
+        for scenario, by_method in records.items()
+    }
+
+
+def _mean_accuracy(runs: List[dict], name: str):
+    """Seed mean of one embedding's probes; None where the model does not
+    have that embedding."""
+    if name not in runs[0]['accuracies']:
+        return None
+    return {
+        semantic: sum(run['accuracies'][name][semantic]
+                      for run in runs) / len(runs)
         for semantic in SEMANTICS
     }
 
 
-def _end_to_end_entry(runs: List[dict], xi: float) -> dict:
-    """The probes averaged over the seeds, each seed's under ``per_seed``;
-    curves, spectrum and thresholds of the first seed."""
+def runner_entry(runs: List[dict]) -> dict:
+    """The probes averaged over the seeds (``PROBED`` keys, None for an
+    embedding the model lacks), each seed's under ``per_seed``; training
+    scalars, Koopman split thresholds and eigenvalue statistics of the
+    first seed."""
     first = runs[0]
-    entry = {name: _mean_accuracy(runs, key) for name, key in _PROBED.items()}
+    entry: dict = {key: _mean_accuracy(runs, name)
+                   for key, name in PROBED.items()}
     entry.update(
         seeds=len(runs),
         per_seed=[
-            dict(seed=run['seed'], seconds=run['seconds'],
-                 **{name: run[key] for name, key in _PROBED.items()})
+            dict(seed=run['seed'], seconds=run['seconds'], iter=run['iter'],
+                 work_dir=run['work_dir'],
+                 **{key: run['accuracies'].get(name)
+                    for key, name in PROBED.items()})
             for run in runs
         ],
-        by_xi=first['by_xi'],
-        grad_norm=first['grad_norm'],
-        train_loss=first['train_loss'],
-        log=first['log'],
-        eigenvalues=eigenvalue_summary(first, xi))
+        train_loss=first['log'].get('loss', []),
+        log=first['log'])
+    if 'spectrum' in first:
+        entry.update(by_xi=first['spectrum']['by_xi'],
+                     eigenvalues=eigenvalue_summary(first['spectrum']))
     return entry
-
-
-def _verdict_two_stream(runs: Dict[str, dict], scenario: str,
-                        independent: Dict[str, dict]) -> str:
-    """Plain-words verdict; Proposition 1 needs the hard semantic to be
-    learnable without correlation (scenario iii), else it is untested."""
-    easy, hard = _PAIRS[scenario]
-    unified, decoupled = (runs[loss]['final_accuracy'] for loss in LOSSES)
-    norms = {
-        loss: (sum(runs[loss]['grad_norm_static']) /
-               len(runs[loss]['grad_norm_static']),
-               sum(runs[loss]['grad_norm_dynamic']) /
-               len(runs[loss]['grad_norm_dynamic']))
-        for loss in LOSSES
-    }
-    unified_static, unified_dynamic = norms['unified']
-    words = [
-        f'Unified loss: the easy semantic `{easy}` reaches '
-        f'{unified[easy]:.2f}, the correlated hard one `{hard}` '
-        f'{unified[hard]:.2f} (chance 0.5); mean gradient norm of the static '
-        f'stream {unified_static:.3g} vs dynamic stream '
-        f'{unified_dynamic:.3g}. Decoupled loss: `{easy}` '
-        f'{decoupled[easy]:.2f}, `{hard}` {decoupled[hard]:.2f}.'
-    ]
-    alone = independent.get('unified', {}).get('final_accuracy', {}).get(hard)
-    if alone is None or alone < 0.8:
-        shown = 'not measured' if alone is None else f'{alone:.2f}'
-        words.append(
-            f'Without correlation the unified loss reaches {shown} on '
-            f'`{hard}`, so this run is too short to test Proposition 1 on '
-            'it (**inconclusive**; run longer with `--scale`).')
-    else:
-        prop1 = unified[hard] <= alone - 0.15
-        words.append(
-            f'Without correlation the same loss reaches {alone:.2f} on '
-            f'`{hard}`; Proposition 1 (correlation keeps the hard semantic '
-            'from being learned) ' +
-            ('**reproduces**' if prop1 else '**does not reproduce**') +
-            ' here.')
-    cor1 = decoupled[hard] >= unified[hard] + 0.1
-    words.append('Corollary 1 (the decoupled loss learns the hard semantic '
-                 'better, by >= 0.10) ' + ('**reproduces**' if cor1 else
-                                           '**does not reproduce**') +
-                 ' here.')
-    return ' '.join(words)
-
-
-def render_report(results: dict, figures: List[str]) -> str:
-    """``report.md``: tables of the final probe accuracies and the verdicts,
-    all numbers from ``results``."""
-    settings = results['settings']
-    probe_train = settings['eval_clips'] // 2
-    scenarios = '; '.join(f'({k}) {v}'
-                          for k, v in SCENARIO_DESCRIPTIONS.items())
-    lines = [
-        '# Synthetic experiments (paper section 5.5)', '',
-        f"All numbers below come from this run "
-        f"({results['environment']['seconds']:.0f} s on "
-        f"{results['environment']['threads']} CPU threads, torch "
-        f"{results['environment']['torch']}). Clips: "
-        f"{settings['num_frames']} frames of {settings['size']} x "
-        f"{settings['size']} px; {settings['train_clips']} training clips "
-        f"per scenario (correlation {settings['correlation']}), views that "
-        'share only the four semantics (every nuisance factor redrawn); '
-        f"probes: logistic regression trained on {probe_train} and tested on "
-        f"{settings['eval_clips'] - probe_train}"
-        ' evaluation clips whose semantics are independent. Chance is 0.5.',
-        '', f'Scenarios: {scenarios}.', ''
-    ]
-    if results['experiment1']:
-        lines += _experiment1_lines(results['experiment1'], settings)
-    if results['experiment2']:
-        lines += _experiment2_lines(results['experiment2'], settings)
-    if results['estimators']:
-        lines += _estimator_lines(results['estimators'], settings)
-    lines += ['## Figures', '', figure_links(figures), '']
-    return '\n'.join(lines)
-
-
-def _experiment1_lines(exp1: dict, settings: dict) -> List[str]:
-    lines = [
-        '## Experiment 1: two-stream model, unified vs decoupled loss', '',
-        'Static stream: first frame; dynamic stream: grey-level frame '
-        f"differences; Z = sum. {settings['two_stream']['steps']} SGD "
-        'steps per run. Linear-probe accuracy of Z at the end:', '',
-        accuracy_header(['scenario', 'loss'])
-    ]
-    for scenario, runs in exp1.items():
-        for loss, run in runs.items():
-            lines.append(f'| {scenario} | {loss} | '
-                         f"{accuracy_row(run['final_accuracy'])} |")
-    lines += ['', 'Per stream (static stream output | dynamic stream '
-              'output):', '', accuracy_header(['scenario', 'loss', 'stream'])]
-    for scenario, runs in exp1.items():
-        for loss, run in runs.items():
-            for stream in ('static', 'dynamic'):
-                row = accuracy_row(run[f'final_accuracy_{stream}_stream'])
-                lines.append(f'| {scenario} | {loss} | {stream} | {row} |')
-    lines += ['', '### Verdict', '']
-    for scenario in ('i', 'ii'):
-        if scenario in exp1:
-            lines.append(f'* Scenario {scenario}: ' + _verdict_two_stream(
-                exp1[scenario], scenario, exp1.get('iii', {})))
-    for loss, run in exp1.get('iii', {}).items():
-        learned = [n for n in SEMANTICS if run['final_accuracy'][n] >= 0.9]
-        lines.append(
-            f'* Scenario iii (no correlation), {loss} loss: '
-            f'{len(learned)} of 4 semantics reach >= 0.90 '
-            f"({', '.join(learned) or 'none'}); the paper expects all four.")
-    return lines + ['']
-
-
-_EMBEDDINGS = (('backbone', 'final_accuracy_backbone'),
-               ('Z', 'final_accuracy'), ('Z_A', 'final_accuracy_static'),
-               ('Z_M', 'final_accuracy_dynamic'))
-
-
-def _experiment2_lines(exp2: dict, settings: dict) -> List[str]:
-    e2e = settings['end_to_end']
-    lines = [
-        '## Experiment 2: V-SimCLR vs V-SimCLR + BOD-VCL', '',
-        f"ResNet3dSlowOnly-18 (base {e2e['base_channels']} channels, stem "
-        f"kernel {tuple(e2e['conv1_kernel'])}) -> PerFrameProjectionNeck "
-        f"(M = {e2e['embed_dim']}) -> VSimCLR; BOD-VCL adds "
-        f"KoopmanDecoupler (estimator `{e2e['estimator']}`, xi = "
-        f"{e2e['xi']}) and the bi-level step "
-        f"(`BiLevelOptimWrapper`, {e2e['hypergrad']}); {e2e['steps']} "
-        f"steps; mean of {settings['seeds']} seed(s). Probe accuracy of the "
-        'pooled backbone features (what a user fine-tunes), Z (temporal '
-        'mean), Z_A (static part) and Z_M (dynamic part):', '',
-        accuracy_header(['scenario', 'method', 'embedding'])
-    ]
-    for scenario, runs in exp2.items():
-        for method, entry in runs.items():
-            for name, key in _EMBEDDINGS:
-                lines.append(f'| {scenario} | {method} | {name} | '
-                             f'{accuracy_row(entry[key])} |')
-    lines += ['', 'Eigenvalues of the evaluation clips, first seed (share '
-              f"inside the static disc |lambda - 1| < {e2e['xi']}, median "
-              '|lambda - 1|):', '', '| scenario | method | static share '
-              '| median distance |', '|---|---|---|---|']
-    for scenario, runs in exp2.items():
-        for method, entry in runs.items():
-            eig = entry['eigenvalues']
-            lines.append(f'| {scenario} | {method} | '
-                         f"{eig['static_fraction']:.2f} | "
-                         f"{eig['median_distance']:.3f} |")
-    lines += ['', '### Verdicts (issue 11, steps 1-3)', '']
-    lines += [f'* {verdict}' for verdict in experiment2_verdicts(exp2)]
-    return lines + ['']
-
-
-def experiment2_verdicts(exp2: dict) -> List[str]:
-    """Plain-words verdicts of the control (step 1), Proposition 1 on the
-    real model (step 2) and BOD-VCL (step 3), from the seed means. Steps 2
-    and 3 are untested on a semantic the control does not learn."""
-    control = exp2.get('iii', {}).get('plain')
-    verdicts = [] if control is None else [_verdict_control(control)]
-    for scenario, (_, hard) in _PAIRS.items():
-        runs = exp2.get(scenario, {})
-        learnable = (control is not None and
-                     control['final_accuracy'][hard] >= CONTROL_LEARNED)
-        untested = ('' if learnable else
-                    f' The control does not learn `{hard}`, so this says '
-                    'nothing about correlation (**untested**).')
-        if 'plain' in runs:
-            verdicts.append(
-                _verdict_proposition1(scenario, hard, runs['plain']) +
-                untested)
-        if {'plain', 'bodvcl'} <= set(runs):
-            verdicts.append(
-                _verdict_bodvcl(scenario, hard, runs['plain'],
-                                runs['bodvcl']) + untested)
-    return verdicts
-
-
-def _holds(condition: bool) -> str:
-    return '**holds**' if condition else '**fails**'
-
-
-def _verdict_control(plain: dict) -> str:
-    z = plain['final_accuracy']
-    learned = {hard: z[hard] >= CONTROL_LEARNED
-               for _, hard in _PAIRS.values()}
-    return (
-        'Step 1, the control (scenario iii, no correlation, plain '
-        f"V-SimCLR): Z reads `complex_dynamic` {z['complex_dynamic']:.2f} "
-        f"and `complex_static` {z['complex_static']:.2f} (learned means >= "
-        f'{CONTROL_LEARNED}). Trajectory: ' +
-        _holds(learned['complex_dynamic']) + '; shape: ' +
-        _holds(learned['complex_static']) + '.')
-
-
-def _verdict_proposition1(scenario: str, hard: str, plain: dict) -> str:
-    value = plain['final_accuracy'][hard]
-    return (f'Step 2, Proposition 1 in scenario {scenario}: plain '
-            f'V-SimCLR under correlation reads `{hard}` {value:.2f} from Z '
-            f'(neglected means <= {NEGLECTED}): ' + _holds(
-                value <= NEGLECTED) + '.')
-
-
-def _verdict_bodvcl(scenario: str, hard: str, plain: dict,
-                    bodvcl: dict) -> str:
-    gain = (bodvcl['final_accuracy_backbone'][hard] -
-            plain['final_accuracy_backbone'][hard])
-    static, dynamic = (bodvcl['final_accuracy_static'],
-                       bodvcl['final_accuracy_dynamic'])
-    static_gap = min(static[n] - dynamic[n]
-                     for n in ('simple_static', 'complex_static'))
-    dynamic_gap = min(dynamic[n] - static[n]
-                      for n in ('simple_dynamic', 'complex_dynamic'))
-    return (
-        f'Step 3, BOD-VCL in scenario {scenario}: the backbone reads '
-        f"`{hard}` {bodvcl['final_accuracy_backbone'][hard]:.2f} vs plain "
-        f"{plain['final_accuracy_backbone'][hard]:.2f} ({gain:+.2f}; needs "
-        f'>= +{BACKBONE_GAIN}): ' + _holds(gain >= BACKBONE_GAIN) + '. '
-        'Z_A reads each static semantic better than Z_M by at least '
-        f'{static_gap:+.2f}, Z_M each dynamic one better than Z_A by at '
-        f'least {dynamic_gap:+.2f} (each needs >= +{PART_GAIN}): ' + _holds(
-            min(static_gap, dynamic_gap) >= PART_GAIN) + '.')
-
-
-def _estimator_lines(estimators: dict, settings: dict) -> List[str]:
-    xis = list(next(iter(estimators.values()))['by_xi'])
-    lines = [
-        '## Koopman estimator and threshold xi', '',
-        f"BOD-VCL on scenario {settings['estimator_scenario']}, trained "
-        f"at xi = {settings['end_to_end']['xi']}, probed at several xi. "
-        'Separation = mean of the Z_A accuracy on the two static '
-        'semantics and the Z_M accuracy on the two dynamic semantics '
-        '(1.0 = perfect split, 0.5 = chance). In brackets: mean number '
-        'of static modes per clip.', '',
-        '| estimator | ' + ' | '.join(f'xi={xi}' for xi in xis) + ' |',
-        '|---|' + '---|' * len(xis)
-    ]
-    best = (None, None, -1.0)
-    for name, entry in estimators.items():
-        cells = []
-        for xi in xis:
-            part = entry['by_xi'][xi]
-            cells.append(f"{part['separation']:.3f} "
-                         f"({part['num_static']:.1f})")
-            if part['separation'] > best[2]:
-                best = (name, xi, part['separation'])
-        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-    return lines + [
-        '', f'Best in this run: estimator `{best[0]}` with xi = {best[1]} '
-        f'(separation {best[2]:.3f}). Differences of a few hundredths '
-        'are within the noise of one short run.', ''
-    ]

@@ -1,9 +1,11 @@
 """Linear probes of frozen features, one per binary semantic."""
-from typing import Tuple
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from mmbodvcl.datasets.synthetic import SEMANTICS
 
 
 def split_train_test(num_samples: int,
@@ -73,3 +75,11 @@ def linear_probe_accuracy(features: Tensor,
     with torch.no_grad():
         predicted = (test_x @ weight + bias) > 0
         return (predicted == labels[test_index].bool()).float().mean(0)
+
+
+def probe_accuracies(features: Tensor, labels: Tensor) -> Dict[str, float]:
+    """Test accuracy of one linear probe per semantic, trained on the first
+    part of the rows (:func:`split_train_test`): ``{semantic: accuracy}``."""
+    train, test = split_train_test(len(features))
+    accuracies = linear_probe_accuracy(features, labels, train, test)
+    return dict(zip(SEMANTICS, accuracies.tolist()))

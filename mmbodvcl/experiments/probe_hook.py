@@ -1,15 +1,17 @@
 """Per-semantic linear probes during Runner training on synthetic videos.
 
-With ``configs/synthetic/`` the experiment runs through MMEngine's Runner
-(``tools/train.py``); this hook gives it the demo's accuracy curves: every
-``interval`` iterations it encodes independent evaluation clips with the
-model's backbone and neck and logs the probe accuracy of each semantic from
-the pooled backbone features, Z, Z_A and Z_M
-(``probe/<embedding>/<semantic>``). After the last iteration it writes them
-to ``<work_dir>/synthetic_probe.json``, which ``tools/sweep.py`` collects.
+With ``configs/synthetic/`` the experiments run through MMEngine's Runner
+(``tools/train.py``, ``tools/sweep.py``, ``make demo``); every ``interval``
+iterations this hook probes independent evaluation clips through the model's
+``probe_embeddings`` (:func:`~.end_to_end.probe_model`) and logs the
+accuracy of each semantic from each embedding
+(``probe/<backbone|unified|static|dynamic>/<semantic>``; for a Koopman split
+also ``probe/static@<xi>/...`` and ``probe/dynamic@<xi>/...``). After the
+last iteration it writes the probes (and the split's spectrum) to
+``<work_dir>/synthetic_probe.json``, which the sweep and the demo read.
 """
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from mmengine.fileio import dump
 from mmengine.hooks import Hook
@@ -17,8 +19,22 @@ from mmengine.model import is_model_wrapper
 
 from mmaction.registry import HOOKS
 from mmbodvcl.datasets.synthetic import SyntheticVideoGenerator
-from .end_to_end import encode_eval, probe_decoupler, probe_embeddings
+from .end_to_end import probe_model
 from .views import ViewPool
+
+
+def logged_accuracies(record: dict) -> Dict[str, Dict[str, float]]:
+    """``{embedding: {semantic: accuracy}}`` of a :func:`probe_model`
+    record, the split's parts at each extra threshold named ``static@<xi>``
+    and ``dynamic@<xi>`` (at its own, they are ``static`` and
+    ``dynamic``)."""
+    accuracies = dict(record['accuracies'])
+    spectrum = record.get('spectrum', dict(by_xi={}))
+    for xi, parts in spectrum['by_xi'].items():
+        if xi != str(spectrum['xi']):
+            accuracies[f'static@{xi}'] = parts['static']
+            accuracies[f'dynamic@{xi}'] = parts['dynamic']
+    return accuracies
 
 
 @HOOKS.register_module()
@@ -31,7 +47,8 @@ class SyntheticProbeHook(Hook):
         num_samples: Evaluation clips (half train the probes).
         num_frames, size: Must match the training clips.
         seed: Seed of the evaluation clips (keep it apart from training).
-        xis: Extra split thresholds to probe; the decoupler's own always is.
+        xis: Extra split thresholds to probe a Koopman split at; the
+            decoupler's own always is.
     """
     priority = 'LOW'
     result_file = 'synthetic_probe.json'
@@ -61,17 +78,14 @@ class SyntheticProbeHook(Hook):
             self._pool = ViewPool.render(self.generator, 1)
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        decoupler = probe_decoupler(model)
-        xis = (decoupler.xi, ) + tuple(x for x in self.xis
-                                       if x != decoupler.xi)
-        accuracies = probe_embeddings(encode_eval(model, self._pool, xis),
-                                      self._pool.labels, xis)
+        record = probe_model(model, self._pool, self.xis)
+        accuracies = logged_accuracies(record)
         for embedding, per_semantic in accuracies.items():
             for semantic, value in per_semantic.items():
                 runner.message_hub.update_scalar(
                     f'probe/{embedding}/{semantic}', value)
         if last:
-            dump(dict(iter=runner.iter + 1, accuracies=accuracies),
+            dump(dict(iter=runner.iter + 1, **record),
                  osp.join(runner.work_dir, self.result_file), indent=2)
         runner.logger.info('probe ' + '; '.join(
             f'{embedding}: ' + ' '.join(f'{k}={v:.3f}'

@@ -128,8 +128,11 @@ def plot_spectrum(spectra: Dict[str, dict], xi: float, out_path: str) -> str:
     return out_path
 
 
-def accuracy_row(accuracy: Dict[str, float]) -> str:
-    """Markdown table cells of the four semantics, in ``SEMANTICS`` order."""
+def accuracy_row(accuracy: Optional[Dict[str, float]]) -> str:
+    """Markdown table cells of the four semantics, in ``SEMANTICS`` order;
+    '-' for an embedding the model does not have."""
+    if accuracy is None:
+        return ' | '.join('-' for _ in SEMANTICS)
     return ' | '.join(f'{accuracy[name]:.2f}' for name in SEMANTICS)
 
 

@@ -10,6 +10,7 @@ import torch
 from mmaction.registry import MODELS
 from mmengine.model import BaseModel, ModuleDict
 from mmengine.optim import OptimWrapper
+import torch
 from torch import Tensor
 
 from mmbodvcl.functional.sub_batch import check_lower_batch, sub_batch_indices
@@ -194,6 +195,38 @@ class BaseVideoSSL(BaseModel):
             return self.backbone(inputs)
         return [self.backbone(view) for view in inputs]
 
+    def probe_embeddings(self, clips: Tensor) -> Dict[str, Tensor]:
+        """Evaluation embeddings of preprocessed clips ``(N, C, T_in, H,
+        W)`` for linear probes, ``{name: (N, D)}``; computed in eval mode
+        without gradients (the training mode is restored):
+
+        * ``backbone``: the last feature map averaged over time and space
+          (what a downstream model starts from);
+        * ``unified``: the unified embedding, where the model has one;
+        * ``static`` / ``dynamic``: the static and the dynamic part, where
+          the model has them.
+
+        Subclasses add their embeddings in :meth:`_probe_parts`.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                features = self.extract_feat(clips)
+                if isinstance(features, (list, tuple)):
+                    features = features[-1]
+                embeddings = dict(backbone=features.flatten(2).mean(-1))
+                embeddings.update(self._probe_parts(clips, features))
+        finally:
+            self.train(was_training)
+        return embeddings
+
+    def _probe_parts(self, clips: Tensor,
+                     features: Tensor) -> Dict[str, Tensor]:
+        """The embeddings of :meth:`probe_embeddings` beyond ``backbone``,
+        given the clips and their backbone features."""
+        return {}
+
     def forward(self,
                 inputs: Union[Tensor, List[Tensor]],
                 data_samples: Optional[list] = None,
@@ -326,6 +359,16 @@ class BaseVCL(BaseVideoSSL):
         self._check_views(inputs)
         return self.decoupler(encoder or self.encode, list(inputs),
                               with_lower_loss=with_lower_loss)
+
+    def _probe_parts(self, clips: Tensor,
+                     features: Tensor) -> Dict[str, Tensor]:
+        """``unified``: Z, the temporal mean of the neck's per-frame
+        embeddings; then the decoupler's parts (``static`` = Z_A and
+        ``dynamic`` = Z_M of ``KoopmanDecoupler``, the derived inputs' of
+        ``DerivedInputDecoupler``)."""
+        parts = dict(unified=self.neck(features).mean(-1))
+        parts.update(self.decoupler.probe_parts(self.encode, clips))
+        return parts
 
     # ------------------------------------------------------------------
     # objectives

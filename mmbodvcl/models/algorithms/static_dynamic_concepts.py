@@ -5,6 +5,7 @@ from typing import Dict, List, Optional
 from mmaction.registry import MODELS
 from torch import Tensor
 
+from mmbodvcl.functional.concepts import concept_scores
 from ..decouplers import encode_views
 from ..heads.concept_head import INPUT_KINDS
 from ..heads.local_concept_contrast import ConceptInput
@@ -141,6 +142,18 @@ class StaticDynamicConcepts(BaseVideoSSL):
                 for key, value in out.items():
                     totals[key] = totals.get(key, 0) + value / num_views
         return totals
+
+    def _probe_parts(self, clips: Tensor,
+                     features: Tensor) -> Dict[str, Tensor]:
+        """The clip's concept code (eq. 3), the global representation the
+        paper's Table 3 probes: ``unified`` all ``K_s + K_d`` concepts,
+        ``static`` the first ``K_s``, ``dynamic`` the rest."""
+        pooled = features.flatten(2).mean(-1)
+        codes = concept_scores(self.head.projectors['video'](pooled),
+                               self.head.prototype_weights('video'))
+        split = self.head.num_static
+        return dict(unified=codes, static=codes[:, :split],
+                    dynamic=codes[:, split:])
 
     def after_optim_step(self) -> None:
         """Renormalise the prototypes and count the step."""

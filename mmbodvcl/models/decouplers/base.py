@@ -12,6 +12,9 @@ To add a family: subclass :class:`BaseDecoupler`, declare ``parts``,
 ``statistics`` and ``has_lower_loss``, implement :meth:`forward` (and
 :meth:`lower_loss` if it has one), register it in ``mmaction.registry.MODELS``
 and name it in a config: ``model=dict(decoupler=dict(type='MyDecoupler'))``.
+:meth:`probe_parts` (what linear probes read) then works through
+:meth:`forward`; override it only where evaluation must differ from training
+(e.g. a random choice made deterministic).
 """
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Sequence, Tuple
@@ -70,6 +73,15 @@ class BaseDecoupler(BaseModule):
         """Embeddings of every part (and the lower-level loss from the same
         features when ``with_lower_loss``)."""
         raise NotImplementedError
+
+    def probe_parts(self, encoder: Encoder,
+                    clips: Tensor) -> Dict[str, Tensor]:
+        """The parts of one batch of clips ``(N, C, T_in, H, W)`` for
+        evaluation (linear probes): ``{part: (N, D)}``, one entry per name in
+        ``parts``, from :meth:`forward` on a single view. The caller sets
+        eval mode and ``no_grad``."""
+        decoupled = self.forward(encoder, [clips])
+        return {part: value[0] for part, value in decoupled.parts.items()}
 
     def lower_loss(self, encoder: Encoder,
                    views: List[Tensor]) -> Dict[str, Tensor]:

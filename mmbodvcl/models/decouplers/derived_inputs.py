@@ -1,5 +1,5 @@
 """Decoupling by input: a static frame and frame differences."""
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from mmaction.registry import MODELS
 from torch import Tensor
@@ -18,6 +18,10 @@ class DerivedInputDecoupler(BaseDecoupler):
     adjacent frames (T - 1 of them); each is averaged over time. This is the
     two-stream decoupling of the BOD-VCL paper (Corollary 1) with one shared
     network, and the input construction of Static and Dynamic Concepts.
+
+    For evaluation (:meth:`probe_parts`) a ``'random'`` static frame becomes
+    the middle one, so that probes are deterministic and draw no random
+    numbers (which would shift the training batches that follow).
 
     Args:
         static_frame: Which frame is repeated: ``'random'`` (uniform per
@@ -39,10 +43,12 @@ class DerivedInputDecoupler(BaseDecoupler):
         self.static_frame = static_frame
         self.grayscale_difference = grayscale_difference
 
-    def derive(self, clips: Tensor) -> Dict[str, Tensor]:
+    def derive(self, clips: Tensor,
+               static_frame: Optional[str] = None) -> Dict[str, Tensor]:
         """``clips (B, C, T, H, W)`` -> ``{'static': (B, C, T, H, W),
-        'dynamic': (B, C, T - 1, H, W)}``."""
-        index = draw_frame_index(clips, self.static_frame)
+        'dynamic': (B, C, T - 1, H, W)}``; ``static_frame`` overrides the
+        configured choice of the repeated frame."""
+        index = draw_frame_index(clips, static_frame or self.static_frame)
         return dict(
             static=static_frame_clip(clips, index),
             dynamic=frame_difference_clip(clips, self.grayscale_difference))
@@ -51,8 +57,26 @@ class DerivedInputDecoupler(BaseDecoupler):
                 encoder: Encoder,
                 views: List[Tensor],
                 with_lower_loss: bool = False) -> Decoupled:
-        derived = [self.derive(view) for view in views]
-        return Decoupled({
+        return Decoupled(self._encode(encoder, views, self.static_frame))
+
+    def probe_parts(self, encoder: Encoder,
+                    clips: Tensor) -> Dict[str, Tensor]:
+        parts = self._encode(encoder, [clips], self.probe_static_frame)
+        return {part: value[0] for part, value in parts.items()}
+
+    @property
+    def probe_static_frame(self) -> str:
+        """The repeated frame of evaluation inputs: the configured one, the
+        middle frame for ``'random'``."""
+        return 'middle' if self.static_frame == 'random' else (
+            self.static_frame)
+
+    def _encode(self, encoder: Encoder, views: List[Tensor],
+                static_frame: str) -> Dict[str, Tensor]:
+        """``{part: (V, N, D)}``: each derived input's embeddings, averaged
+        over time."""
+        derived = [self.derive(view, static_frame) for view in views]
+        return {
             part: encode_views(encoder, [d[part] for d in derived]).mean(-1)
             for part in self.parts
-        })
+        }
