@@ -10,7 +10,6 @@ import torch
 from mmaction.registry import MODELS
 from mmengine.model import BaseModel, ModuleDict
 from mmengine.optim import OptimWrapper
-import torch
 from torch import Tensor
 
 from mmbodvcl.functional.sub_batch import check_lower_batch, sub_batch_indices
