@@ -315,3 +315,80 @@ def test_two_gloo_ranks_equal_one_process():
         assert loss.item() == pytest.approx(lower.item(), rel=1e-5)
         torch.testing.assert_close(grad, whole.grad[rank * 4:(rank + 1) * 4],
                                    rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------ the decoupler
+def _decoupler(**kwargs):
+    import mmbodvcl  # noqa: F401  (registration)
+    from mmaction.registry import MODELS
+    cfg = dict(type='KoopmanDecoupler', operator='batch', static_size=2,
+               spectral_static=1.0, spectral_dynamic=1.0)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def _identity(clips):
+    return clips
+
+
+def test_batch_decoupler_splits_with_one_operator_and_logs_its_spectrum():
+    z, _, _ = _known_operator_features()
+    views = [z[:20].float(), z[20:].float()]
+    decoupler = _decoupler()
+    out = decoupler(_identity, views, with_lower_loss=True)
+    assert set(out.parts) == {'static', 'dynamic'}
+    assert set(out.statistics) == set(decoupler.statistics)
+    assert out.statistics['num_static_modes'] == 2
+    assert out.statistics['num_dynamic_modes'] == 3
+    assert out.statistics['eig_static_dist'] < 1e-3
+    assert set(out.lower_losses) == {'loss_pred', 'pred_mse', 'pred_orth',
+                                     'pred_spec_static', 'pred_spec_dynamic'}
+    torch.testing.assert_close(out.parts['static'] + out.parts['dynamic'],
+                               torch.stack(views).mean(-1))
+    # the shared operator: splitting the views together or per call of
+    # split() on all clips gives the same parts
+    together = decoupler.split(torch.cat(views))
+    torch.testing.assert_close(together.static.reshape(2, 20, 5),
+                               out.parts['static'])
+    lower = decoupler.lower_loss(_identity, views)
+    torch.testing.assert_close(lower['loss_pred'],
+                               out.lower_losses['loss_pred'])
+
+
+def test_batch_decoupler_splits_one_view_in_eval_mode():
+    z, _, projector = _known_operator_features()
+    decoupler = _decoupler().eval()
+    split = decoupler.split(z.float())
+    torch.testing.assert_close(split.static.double(),
+                               z.mean(-1) @ torch.from_numpy(projector).T,
+                               atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match='at least M = 5'):
+        decoupler.split(z[:1, :, :3].float())  # 2 pairs in 5 dims
+
+
+def test_per_clip_decoupler_takes_the_spectral_term():
+    z = torch.randn(4, 8, 8)
+    plain = _lower_losses(dict(operator='per_clip', spectral_static=0.0,
+                               spectral_dynamic=0.0), z)
+    spectral = _lower_losses(
+        dict(operator='per_clip', spectral_static=1.0, spectral_dynamic=1.0,
+             min_static=1), z)
+    assert 'pred_spec_static' not in plain
+    assert spectral['loss_pred'] > plain['loss_pred']
+    assert torch.isfinite(spectral['loss_pred'])
+
+
+def _lower_losses(cfg, z):
+    decoupler = _decoupler(**cfg)
+    return decoupler.lower_loss(_identity, [z, z.flip(-1)])
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(operator='global'), 'operator'),
+    (dict(split='eigenvalue_weighted'), 'split'),
+    (dict(spectral_bound=2.5), 'spectral_bound'),
+    (dict(static_size=-2), 'static_size'),
+])
+def test_bad_batch_decoupler_config_is_refused_at_build(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _decoupler(**kwargs)
