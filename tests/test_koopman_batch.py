@@ -366,6 +366,11 @@ def test_batch_decoupler_splits_one_view_in_eval_mode():
         decoupler.split(z[:1, :, :3].float())  # 2 pairs in 5 dims
 
 
+def _lower_losses(cfg, z):
+    decoupler = _decoupler(**cfg)
+    return decoupler.lower_loss(_identity, [z, z.flip(-1)])
+
+
 def test_per_clip_decoupler_takes_the_spectral_term():
     z = torch.randn(4, 8, 8)
     plain = _lower_losses(dict(operator='per_clip', spectral_static=0.0,
@@ -376,11 +381,6 @@ def test_per_clip_decoupler_takes_the_spectral_term():
     assert 'pred_spec_static' not in plain
     assert spectral['loss_pred'] > plain['loss_pred']
     assert torch.isfinite(spectral['loss_pred'])
-
-
-def _lower_losses(cfg, z):
-    decoupler = _decoupler(**cfg)
-    return decoupler.lower_loss(_identity, [z, z.flip(-1)])
 
 
 @pytest.mark.parametrize('kwargs, match', [
