@@ -74,13 +74,11 @@ class BatchKoopmanFit:
         projector: ``(M, M)`` float64 ``T_A``.
         eigvals: ``(M,)`` complex128 eigenvalues of ``K`` (no gradient).
         static_mask: ``(M,)`` bool, the static ones.
-        moments: The sums it was fitted on.
     """
     operator: Tensor
     projector: Tensor
     eigvals: Tensor
     static_mask: Tensor
-    moments: BatchMoments
 
 
 @dataclass
@@ -226,7 +224,7 @@ def fit_batch_koopman(views,
                                               sel_size)
         eigvals = eigvals[0].detach()
     return BatchKoopmanFit(operator, projector[0], eigvals,
-                           static_mask(eigvals, sel_xi, sel_size), moments)
+                           static_mask(eigvals, sel_xi, sel_size))
 
 
 def _pooled_dynamic(frames: Tensor, projector: Tensor, pool: str) -> Tensor:

@@ -113,7 +113,6 @@ class KoopmanDecoupler(BaseDecoupler):
                                  spectral_eps=spectral_eps)
         self.loss_cfg = dict(estimator=estimator, nu=nu, ridge=ridge)
         self.operator = operator
-        self.min_static = min_static
         self.batch_cfg = dict(static_size=static_size, ridge=batch_ridge)
         self.spectral_cfg_loss = dict(spectral_static=spectral_static,
                                       spectral_dynamic=spectral_dynamic,
@@ -171,7 +170,8 @@ class KoopmanDecoupler(BaseDecoupler):
         weights = self.spectral_cfg_loss
         if weights['spectral_static'] > 0 or weights['spectral_dynamic'] > 0:
             pulled, pushed = per_clip_spectral_terms(
-                views, self.xi, self.min_static, weights['spectral_bound'],
+                views, self.xi, self.split_cfg['min_static'],
+                weights['spectral_bound'],
                 **self.spectral_cfg)
             losses['loss_pred'] = losses['loss_pred'] + (
                 weights['spectral_static'] * pulled +
