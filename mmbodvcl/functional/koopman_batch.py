@@ -179,8 +179,8 @@ def fit_batch_operator(moments: BatchMoments, ridge: float) -> Tensor:
         raise ValueError(
             f'the batch Koopman operator needs at least M = {size} '
             f'consecutive-frame pairs over all clips and views, got '
-            f'{int(moments.pairs.item())}; use more clips per batch or '
-            "operator='per_clip'")
+            f'{int(moments.pairs.item())}; use more clips per batch (or a '
+            "larger lower_batch) or operator='per_clip'")
     gram = moments.gram
     strength = (ridge * gram.diagonal().sum() / size).clamp_min(
         _ABS_RIDGE_FLOOR)
