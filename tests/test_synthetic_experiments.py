@@ -25,9 +25,11 @@ TINY_TWO_STREAM = TwoStreamSettings(steps=4, batch_size=16, width=4,
                                     embed_dim=8, probe_every=2)
 # A Runner run of a few clips and one or two iterations.
 TINY_RUNNER = [
-    'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+    # 8 clips x 2 views x 3 frame pairs >= the 32 dimensions the batch
+    # Koopman operator of the BOD-VCL config needs
+    'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
     'train_dataloader.persistent_workers=False',
-    'train_dataloader.dataset.num_samples=8',
+    'train_dataloader.dataset.num_samples=16',
     'default_hooks.logger.interval=1'
 ]
 CONFIG_DIR = osp.join(osp.dirname(__file__), '..', 'configs', 'synthetic')
@@ -135,6 +137,12 @@ def test_demo_runs_both_families_through_the_runner(tmp_path):
                 if has_parts:
                     _check_accuracies(entry[key])
             assert ('eigenvalues' in entry) is (method == 'bodvcl')
+        # the synthetic BOD-VCL config selects static modes by rank
+        # (static_size): never empty, and nearer 1 than every other mode
+        spectrum = exp2[scenario]['bodvcl']['eigenvalues']
+        assert 0 < spectrum['static_fraction'] < 1
+        assert (spectrum['static_max_distance'] <=
+                spectrum['dynamic_min_distance'])
         for method in ('plain', 'bodvcl'):  # reused, not trained again
             assert exp3[scenario][method] == exp2[scenario][method]
     assert set(results['estimators']) == {own, 'literal'}
@@ -193,9 +201,9 @@ def test_synthetic_config_trains_with_the_runner(tmp_path, method):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, CONFIGS[method]))
     cfg.work_dir = str(tmp_path)
     cfg.train_cfg.max_iters = 1
-    cfg.train_dataloader.update(batch_size=4, num_workers=0,
+    cfg.train_dataloader.update(batch_size=8, num_workers=0,
                                 persistent_workers=False)
-    cfg.train_dataloader.dataset.update(num_samples=8, num_frames=FRAMES)
+    cfg.train_dataloader.dataset.update(num_samples=16, num_frames=FRAMES)
     cfg.custom_hooks[0].update(num_samples=32, num_frames=FRAMES,
                                interval=1, xis=(0.3, ))
     runner = Runner.from_cfg(cfg)

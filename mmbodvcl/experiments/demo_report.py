@@ -112,13 +112,20 @@ def _experiment2_lines(results: dict, settings: dict) -> List[str]:
                for scenario, runs in results['experiment2'].items()
                for method, entry in runs.items() if 'eigenvalues' in entry]
     if spectra:
-        lines += ['Eigenvalues of the evaluation clips, first seed (share '
-                  'inside the static disc |lambda - 1| < xi, median '
-                  '|lambda - 1|):', '', '| scenario | method | static share '
-                  '| median distance |', '|---|---|---|---|']
+        lines += ['Eigenvalues of the split on the evaluation clips, first '
+                  'seed: the share the split calls static, the share inside '
+                  'the disc |lambda - 1| < xi, the median |lambda - 1|, and '
+                  'the gap around the static set (largest static, smallest '
+                  'dynamic |lambda - 1|):', '',
+                  '| scenario | method | static share | disc share | median '
+                  'distance | static max | dynamic min |',
+                  '|---|---|---|---|---|---|---|']
         lines += [f'| {scenario} | {method} | '
                   f"{eig['static_fraction']:.2f} | "
-                  f"{eig['median_distance']:.3f} |"
+                  f"{eig['disc_fraction']:.2f} | "
+                  f"{eig['median_distance']:.3f} | "
+                  f"{eig['static_max_distance']:.3f} | "
+                  f"{eig['dynamic_min_distance']:.3f} |"
                   for scenario, method, eig in spectra]
     lines += ['', '### Verdicts (the control, Proposition 1, BOD-VCL)', '']
     lines += [f'* {verdict}' for verdict in

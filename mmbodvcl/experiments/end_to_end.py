@@ -91,7 +91,8 @@ def split_spectrum(model: nn.Module, chunks: List[Tensor], labels: Tensor,
     eigvals = own.eigvals.flatten()
     return dict(xi=float(decoupler.xi), by_xi=by_xi,
                 eigvals=dict(real=eigvals.real.tolist(),
-                             imag=eigvals.imag.tolist()))
+                             imag=eigvals.imag.tolist()),
+                static_mask=own.static_mask.flatten().tolist())
 
 
 def separation_score(static: Dict[str, float],
@@ -104,11 +105,21 @@ def separation_score(static: Dict[str, float],
 
 
 def eigenvalue_summary(spectrum: dict) -> Dict[str, float]:
-    """Share of the eigenvalues inside the static disc ``|lambda - 1| <
-    xi`` and their median distance from 1."""
+    """Where the split's eigenvalues lie: the share it calls static (by
+    the xi disc, or by rank for the batch operator's ``static_size``), the
+    share inside the disc ``|lambda - 1| < xi``, the median distance from
+    1, and the gap between the static set and the rest (the largest static
+    and the smallest dynamic distance; NaN where a set is empty)."""
     real = torch.tensor(spectrum['eigvals']['real'])
     imag = torch.tensor(spectrum['eigvals']['imag'])
     distance = torch.hypot(real - 1, imag)
-    return dict(static_fraction=float((distance < spectrum['xi']).float()
-                                      .mean()),
-                median_distance=float(distance.median()))
+    static = torch.tensor(spectrum['static_mask'], dtype=torch.bool)
+    nan = torch.tensor(float('nan'))
+    return dict(
+        static_fraction=float(static.float().mean()),
+        disc_fraction=float((distance < spectrum['xi']).float().mean()),
+        median_distance=float(distance.median()),
+        static_max_distance=float(distance[static].max()
+                                  if static.any() else nan),
+        dynamic_min_distance=float(distance[~static].min()
+                                   if (~static).any() else nan))
