@@ -236,5 +236,11 @@ def test_synthetic_config_trains_with_the_runner(tmp_path, method):
     if float(own) < 0.3:
         assert spectrum['by_xi']['0.3']['num_static'] >= spectrum['by_xi'][
             own]['num_static']
-    assert len(spectrum['eigvals']['real']) == 32 * (FRAMES - 1)
+    # one eigenvalue list per probe clip: the clip's T - 1 modes, or the
+    # batch operator's M (its eigenvalues, shared by every clip)
+    modes = (cfg.model.neck.out_channels
+             if cfg.model.decoupler.get('operator') == 'batch' else
+             FRAMES - 1)
+    assert len(spectrum['eigvals']['real']) == 32 * modes
+    assert len(spectrum['static_mask']) == 32 * modes
     assert all(math.isfinite(v) for v in spectrum['eigvals']['real'])
