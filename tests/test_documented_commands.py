@@ -51,6 +51,7 @@ RUN_TINY: Dict[str, List[str]] = {
     'benchmarks/bench_hypergrad_accuracy.py': ['--tiny'],
     'benchmarks/bench_knn_monitor.py': ['--tiny'],
     'benchmarks/bench_koopman_split.py': ['--tiny'],
+    'benchmarks/bench_split_recovery.py': ['--tiny'],
     # --device cpu is already its small dry run (4 videos at 32 px).
     'benchmarks/gpu_check.py': [],
     'tools/check_lock.py': [],

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mmbodvcl.functional import koopman_batch as kb
-from mmbodvcl.testing import free_port, load_script
+from helpers import free_port, load_script
 
 BENCHMARK = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmarks',
