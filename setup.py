@@ -45,7 +45,6 @@ setup(
         # runs the suite on every core (`make test`); flake8 is the linter
         # of `make lint` and .pre-commit-config.yaml.
         'tests': ['pytest', 'pytest-xdist', 'betty-ml', 'flake8'],
-
         'betty': ['betty-ml'],
     },
     zip_safe=False,
