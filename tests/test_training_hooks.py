@@ -31,8 +31,11 @@ def _cfg(work_dir: str, iters: int, hooks: list, **wrapper) -> Config:
         out_channels=16)
     cfg.model.backbone.base_channels = 4
     cfg.model.neck.update(in_channels=32, hid_channels=16, out_channels=16)
-    cfg.train_dataloader.update(batch_size=2, num_workers=0,
-                                persistent_workers=False)
+    # MMEngine's iteration loop sleeps 2 s whenever a finite sampler's
+    # epoch ends (every second iteration here); the infinite one never ends
+    cfg.train_dataloader.update(
+        batch_size=2, num_workers=0, persistent_workers=False,
+        sampler=dict(type='InfiniteSampler', shuffle=True))
     cfg.train_dataloader.dataset.update(num_samples=4, size=16)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters)
     cfg.param_scheduler = []
