@@ -92,7 +92,7 @@ def _model_cfg(slow_r50: bool, tiny: bool = False) -> dict:
     return dict(
         type='VSimCLR',
         backbone=backbone,
-        neck=dict(type='KoopmanNeck', in_channels=channels,
+        neck=dict(type='PerFrameProjectionNeck', in_channels=channels,
                   hid_channels=64, out_channels=32, num_layers=2),
         head=dict(type='MultiViewContrastiveHead',
                   loss=dict(type='MultiViewInfoNCELoss', temperature=0.1)),

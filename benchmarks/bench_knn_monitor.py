@@ -114,7 +114,7 @@ def runner_cfg(args, sets: Dict[str, dict], bodvcl: bool) -> dict:
                 pretrained=None,
                 norm_eval=False),
             neck=dict(
-                type='KoopmanNeck',
+                type='PerFrameProjectionNeck',
                 in_channels=64,
                 hid_channels=64,
                 out_channels=32,

@@ -5,7 +5,7 @@
   weights blown up to overflow fp16 make it skip the step (weights
   unchanged) and halve the scale.
 * ``syncbn_nccl``: a one-process nccl group, V-SimCLR + BOD-VCL with SyncBN
-  in backbone and neck under ``BiLevelDistributedDataParallel``, and the
+  in backbone and neck under ``ReducerFreeDataParallel``, and the
   plain V-CL model under MMEngine's ``MMDistributedDataParallel``: both
   step, and SyncBN's running statistics move.
 
@@ -92,13 +92,13 @@ def check_syncbn_ddp(device: str, data) -> Dict[str, object]:
     from mmengine.model import MMDistributedDataParallel
     from mmengine.optim import build_optim_wrapper
 
-    from mmbodvcl.engine.model_wrappers import BiLevelDistributedDataParallel
+    from mmbodvcl.engine.model_wrappers import ReducerFreeDataParallel
     _init_one_process_group(device)
     sync_bn = device == 'cuda'
     try:
         model = _model(device, True, sync_bn)
         stats = model.backbone.conv1.bn.running_mean.clone()
-        bilevel = BiLevelDistributedDataParallel(model)
+        bilevel = ReducerFreeDataParallel(model)
         log = bilevel.train_step(
             model.data_preprocessor.cast_data(data), _wrapper(bilevel))
         moved = not torch.equal(stats, model.backbone.conv1.bn.running_mean)
