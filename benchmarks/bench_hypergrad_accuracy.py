@@ -44,29 +44,33 @@ def _flat(tensors: List[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.reshape(-1).double() for t in tensors])
 
 
-def _hypergradients(model, data, gamma: float) -> Dict[str, torch.Tensor]:
-    from mmbodvcl.functional.hypergrad import (AidCg, AidFd, AidNmn,
-                                               BilevelProblem, FirstOrder,
-                                               ItdFd, ItdRmad)
+def _hypergradient(model, state: dict, lower_data: dict, upper_data: dict,
+                   gamma: float, method):
+    """``method``'s result on the model's two losses (lower on
+    ``lower_data``, upper on ``upper_data``), from the buffers of ``state``
+    (upper forwards write BatchNorm statistics: every call starts alike)."""
+    from mmbodvcl.functional.hypergrad import BilevelProblem
     from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
                                                       trainable_parameters)
-    processed = model.data_preprocessor(data, True)
+    model.load_state_dict(state)
     named = trainable_parameters(model)
     names = [name for name, _ in named]
-    params = [param for _, param in named]
+    lower = StatelessLoss(model, model.loss_lower, lower_data, names, False)
+    upper = StatelessLoss(model, model.loss_upper, upper_data, names, True)
+    problem = BilevelProblem(lambda t: lower(t)[0], lambda t: upper(t)[0],
+                             gamma)
+    return method([param for _, param in named], problem)
+
+
+def _hypergradients(model, data, gamma: float) -> Dict[str, torch.Tensor]:
+    from mmbodvcl.functional.hypergrad import (AidCg, AidFd, AidNmn,
+                                               FirstOrder, ItdFd, ItdRmad)
+    processed = model.data_preprocessor(data, True)
     state = {k: v.clone() for k, v in model.state_dict().items()}
 
     def run(method):
-        # Upper forwards write BatchNorm statistics: start each method from
-        # the same buffers.
-        model.load_state_dict(state)
-        lower = StatelessLoss(model, model.loss_lower, processed, names,
-                              False)
-        upper = StatelessLoss(model, model.loss_upper, processed, names,
-                              True)
-        problem = BilevelProblem(lambda t: lower(t)[0],
-                                 lambda t: upper(t)[0], gamma)
-        result = method(params, problem)
+        result = _hypergradient(model, state, processed, processed, gamma,
+                                method)
         return _flat(result.hypergrad), result.stats
 
     results = dict(
@@ -87,28 +91,17 @@ def _sub_batch_cosines(model, data, gamma: float,
                        fractions: List[float]) -> Dict[str, List[float]]:
     """``{f'{method} f={f}': [cosine to the full batch per window]}`` and
     ``first_order`` ``v`` against each full-batch hypergradient."""
-    from mmbodvcl.functional.hypergrad import (BilevelProblem, FirstOrder,
-                                               ItdFd, ItdRmad)
+    from mmbodvcl.functional.hypergrad import FirstOrder, ItdFd, ItdRmad
     from mmbodvcl.functional.sub_batch import sub_batch_indices
-    from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
-                                                      trainable_parameters)
     processed = model.data_preprocessor(data, True)
-    named = trainable_parameters(model)
-    names = [name for name, _ in named]
     state = {k: v.clone() for k, v in model.state_dict().items()}
     batch = len(processed['inputs'][0])
 
     def run(method, index=None):
-        model.load_state_dict(state)
         lower_data = processed if index is None else dict(
             processed, inputs=[view[index] for view in processed['inputs']])
-        lower = StatelessLoss(model, model.loss_lower, lower_data, names,
-                              False)
-        upper = StatelessLoss(model, model.loss_upper, processed, names,
-                              True)
-        problem = BilevelProblem(lambda t: lower(t)[0],
-                                 lambda t: upper(t)[0], gamma)
-        return _flat(method([p for _, p in named], problem).hypergrad)
+        return _flat(_hypergradient(model, state, lower_data, processed,
+                                    gamma, method).hypergrad)
 
     cosine = torch.nn.functional.cosine_similarity
     results: Dict[str, List[float]] = {}
