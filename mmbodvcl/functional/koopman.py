@@ -424,12 +424,16 @@ def _pooled_dynamic(dmd: ReducedDMD, operator: Tensor, frames: Tensor,
     """``T_M z_t`` of every frame, pooled over time by ``std`` or
     ``abs_mean``: ``(B, M, 1)``."""
     image = frames if split == 'projector' else _koopman_image(dmd, frames)
-    dynamic = image - _apply(dmd, operator, frames)
+    return pool_over_time(image - _apply(dmd, operator, frames),
+                          dynamic_pool).unsqueeze(-1)
+
+
+def pool_over_time(dynamic: Tensor, dynamic_pool: str) -> Tensor:
+    """``(..., T)`` -> ``(...)`` by ``'abs_mean'`` or ``'std'``."""
     if dynamic_pool == 'abs_mean':
-        return dynamic.abs().mean(dim=-1, keepdim=True)
+        return dynamic.abs().mean(dim=-1)
     # the floor keeps the gradient of sqrt finite for constant features
-    return (dynamic.var(dim=-1, keepdim=True, unbiased=False) +
-            _STD_FLOOR).sqrt()
+    return (dynamic.var(dim=-1, unbiased=False) + _STD_FLOOR).sqrt()
 
 
 def koopman_split(z: Tensor,

@@ -38,10 +38,11 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .koopman import (_ABS_RIDGE_FLOOR, _STD_FLOOR, DEFAULT_SPECTRAL_EPS,
+from .koopman import (_ABS_RIDGE_FLOOR, DEFAULT_SPECTRAL_EPS,
                       DEFAULT_SPECTRAL_GRAD, DYNAMIC_POOLS, SPECTRAL_GRADS,
                       KoopmanSplit, _as_float64, _static_function,
-                      check_features, reduced_dmd, static_mask)
+                      check_features, pool_over_time, reduced_dmd,
+                      static_mask)
 
 OPERATORS = ('per_clip', 'batch')
 DEFAULT_BATCH_RIDGE = 1e-4
@@ -231,9 +232,7 @@ def _pooled_dynamic(frames: Tensor, projector: Tensor, pool: str) -> Tensor:
     """``(I - T_A) z_t`` of every frame pooled over time (``std`` or
     ``abs_mean``): ``(B, M)``."""
     dynamic = frames - torch.einsum('mn,bnt->bmt', projector, frames)
-    if pool == 'abs_mean':
-        return dynamic.abs().mean(dim=-1)
-    return (dynamic.var(dim=-1, unbiased=False) + _STD_FLOOR).sqrt()
+    return pool_over_time(dynamic, pool)
 
 
 def batch_koopman_split(z: Tensor,
