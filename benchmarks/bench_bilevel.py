@@ -10,7 +10,9 @@ one real multi-view batch decoded once from generated videos and reused.
   ``aid_fd``, ``aid_nmn``, ``aid_cg``, ``aid_minres`` and ``itd_rmad`` through
   ``BiLevelOptimWrapper``, each with the lower level on every fraction
   ``f`` of ``--lower-batch`` of the clips (the algorithm's ``lower_batch``;
-  rows ``<method> f=<f>``, the plain ``<method>`` row for f = 1).
+  rows ``<method> f=<f>``, the plain ``<method>`` row for f = 1);
+  ``itd_fd+recompute`` (only when asked for) is ITD-FD with
+  ``recompute=True``.
 
 Time: ONE process builds every configuration and runs them round-robin, one
 training iteration of each in turn, each followed by single timed passes
@@ -24,11 +26,17 @@ upper; ``measured / passes`` is the overhead of everything else (target <=
 
 Memory: each configuration in its own subprocess (warm-up iterations
 only): peak resident set size (``ru_maxrss``) and its increase over the RSS
-before the first step; on CUDA ``torch.cuda.max_memory_allocated``.
+before the first step; on CUDA ``torch.cuda.max_memory_allocated``. On CPU
+the subprocesses run with ``MALLOC_MMAP_THRESHOLD_=131072`` (unless the
+environment sets it, or ``--default-allocator``): glibc then returns large
+freed blocks at once, so the peak RSS follows the live tensors, as
+``max_memory_allocated`` does on CUDA, instead of what the allocator kept
+from earlier passes (which depends on the order of frees; docs/bilevel.md).
 
 Usage: ``python benchmarks/bench_bilevel.py [--iters 5] [--slow-r50]
-[--size 112] [--device cpu|cuda] [--methods baseline itd_fd ...]
-[--lower-batch 1 0.5 0.25] [--json out.json] [--tiny]``.
+[--size 112] [--device cpu|cuda] [--methods baseline itd_fd
+itd_fd+recompute ...] [--lower-batch 1 0.5 0.25] [--json out.json]
+[--default-allocator] [--tiny]``.
 """
 import argparse
 import json
@@ -44,10 +52,18 @@ from typing import Callable, Dict, List
 
 METHODS = ['baseline', 'first_order', 'itd_fd', 'aid_fd', 'aid_nmn',
            'aid_cg', 'aid_minres', 'itd_rmad']
+# Rows only on request: a method with an option.
+VARIANTS = {'itd_fd+recompute': dict(type='itd_fd', recompute=True)}
 # F + B passes of loss_lower per iteration (plus one of loss_upper) of the
 # methods whose cost is a plain count of passes, for k lower steps.
-LOWER_PASSES = dict(
-    first_order=lambda k: k, itd_fd=lambda k: 2 * k, aid_fd=lambda k: k + 2)
+LOWER_PASSES = {
+    'first_order': lambda k: k,
+    'itd_fd': lambda k: 2 * k,
+    'itd_fd+recompute': lambda k: 3 * k,
+    'aid_fd': lambda k: k + 2
+}
+# glibc returns freed blocks above this size to the system at once.
+LIVE_MEMORY_ENV = {'MALLOC_MMAP_THRESHOLD_': '131072'}
 
 
 def _fraction(text: str) -> float:
@@ -138,7 +154,8 @@ class _Setup:
         optimizer = dict(type='SGD', lr=0.01, momentum=0.9)
         # A small gamma keeps every method in its convergent regime (see
         # docs/bilevel.md); the cost does not depend on it.
-        hypergrad = dict(type=method, inner_steps=args.k, lower_lr=1e-4)
+        hypergrad = dict(VARIANTS.get(method, dict(type=method)),
+                         inner_steps=args.k, lower_lr=1e-4)
         if method in ('aid_nmn', 'aid_cg', 'aid_minres'):
             hypergrad['iterations'] = args.iterations
         wrapper_cfg = dict(
@@ -253,12 +270,16 @@ def _parse_args():
     parser.add_argument('--device', choices=['cpu', 'cuda'],
                         help='default: cuda when available')
     parser.add_argument('--methods', nargs='+', default=METHODS,
-                        choices=METHODS)
+                        choices=METHODS + list(VARIANTS))
     parser.add_argument('--lower-batch', type=_fraction, nargs='+',
                         default=[1.0],
                         help='fractions f of the clips the lower level '
                         'sees (one row per BOD-VCL method and f)')
     parser.add_argument('--json', help='also write the results here')
+    parser.add_argument('--default-allocator', action='store_true',
+                        help='measure CPU memory under glibc\'s default '
+                        'mmap threshold (peak RSS then includes freed '
+                        'blocks the allocator kept)')
     parser.add_argument('--worker', choices=['timing', 'memory'],
                         help=argparse.SUPPRESS)
     parser.add_argument('--method', help=argparse.SUPPRESS)
@@ -266,13 +287,14 @@ def _parse_args():
     parser.add_argument('--tiny', action='store_true',
                         help='a smoke run: 2 videos at 32 px, one timed '
                         'iteration, no warm-up, only itd_fd (the default) '
-                        'of the requested methods, Slow-R50 at 1/8 width')
+                        'and its variants of the requested methods, '
+                        'Slow-R50 at 1/8 width')
     args = parser.parse_args()
     if args.tiny:
         from mmbodvcl.engine import DEFAULT_HYPERGRADIENT
         args.batch_size, args.size, args.iters, args.warmup = 2, 32, 1, 0
         args.methods = [m for m in args.methods
-                        if m == DEFAULT_HYPERGRADIENT]
+                        if m.split('+')[0] == DEFAULT_HYPERGRADIENT]
     return args
 
 
@@ -285,11 +307,20 @@ def _run_worker(args, worker: str, extra: List[str]) -> dict:
         ['--tiny'] if args.tiny else [])
     cmd = [sys.executable, __file__, '--worker', worker, '--videos',
            args.videos] + forwarded + extra
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env=_worker_env(args, worker))
     if proc.returncode != 0:
         raise RuntimeError(f'benchmark {worker} worker {extra} failed:\n'
                            f'{proc.stderr[-3000:]}')
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _worker_env(args, worker: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    if worker == 'memory' and not args.default_allocator:
+        for key, value in LIVE_MEMORY_ENV.items():
+            env.setdefault(key, value)
+    return env
 
 
 def main() -> None:
@@ -319,7 +350,11 @@ def main() -> None:
                 '--method', method, '--lower-batch', str(fraction)]))
             print(f'{name}: {rows[name]}', file=sys.stderr, flush=True)
     meta = dict(load_before=load_before, load_after=os.getloadavg(),
-                wall_s=time.time() - start, device=args.device or 'auto')
+                wall_s=time.time() - start, device=args.device or 'auto',
+                allocator_env={
+                    key: _worker_env(args, 'memory').get(key, 'unset')
+                    for key in LIVE_MEMORY_ENV
+                })
     _print_table(rows, args, meta)
     if args.json:
         with open(args.json, 'w') as f:
@@ -336,7 +371,9 @@ def _print_table(rows: Dict[str, Dict[str, float]], args, meta) -> None:
           f'batch={args.batch_size} views=2 T={args.clip_len} '
           f'size={args.size} timed_iters={args.iters} '
           f'load average before {meta["load_before"][0]:.2f} after '
-          f'{meta["load_after"][0]:.2f}, {meta["wall_s"]:.0f} s')
+          f'{meta["load_after"][0]:.2f}, {meta["wall_s"]:.0f} s, memory '
+          'workers with ' + ' '.join(
+              f'{k}={v}' for k, v in meta['allocator_env'].items()))
     print(f'| method | s/iter | x baseline | passes s | x passes | '
           f'peak RSS MiB | x baseline | {mem_key} | x baseline |')
     print('|---|---|---|---|---|---|---|---|---|')

@@ -72,6 +72,10 @@ def test_batch_operator_never_pairs_frames_of_two_clips():
 def test_too_few_pairs_are_refused():
     with pytest.raises(ValueError, match='at least M = 8'):
         kb.fit_batch_koopman(torch.randn(1, 8, 5))  # 4 pairs in 8 dims
+    # 2 views of 3 frames: 4 pairs a clip, so 2 clips for M = 8
+    with pytest.raises(ValueError, match='at 4 pairs a clip that is at '
+                       'least 2 clips per batch'):
+        kb.fit_batch_koopman([torch.randn(1, 8, 3), torch.randn(1, 8, 3)])
     with pytest.raises(ValueError, match="operator='per_clip'"):
         kb.batch_koopman_split(torch.randn(2, 8, 3))
 

@@ -257,7 +257,7 @@ def test_the_lower_level_sees_the_chosen_clips(videos):
 
 def test_a_sub_batch_below_the_decoupler_minimum_is_refused(videos):
     model = _model(lower_batch=0.5)
-    model.decoupler.min_lower_clips = 3  # the attribute decouplers declare
+    model.decoupler.min_lower_clips = 3  # as a decoupler would declare it
     with pytest.raises(ValueError, match=r"SubBatchVCL: lower_batch=0.5 "
                        r"gives 2 of 4 clips .* at least 3 clips"):
         model.train_step(_batch(videos), _wrapper(model))
@@ -363,15 +363,35 @@ def test_bench_rows_for_each_fraction(tmp_path, monkeypatch):
                      clip_len=4, slow_r50=False, tiny=False, device='cpu',
                      k=1,
                      iterations=2, warmup=0, iters=1,
-                     methods=['baseline', 'itd_fd'],
+                     methods=['baseline', 'itd_fd', 'itd_fd+recompute'],
                      lower_batch=[1.0, 0.25])
     result = bench_bilevel.timing_worker(args)
-    assert list(result) == ['baseline', 'itd_fd', 'itd_fd f=0.25']
-    for name in ('itd_fd', 'itd_fd f=0.25'):
+    assert list(result) == ['baseline', 'itd_fd', 'itd_fd f=0.25',
+                            'itd_fd+recompute',
+                            'itd_fd+recompute f=0.25']
+    for name, lower_passes in (('itd_fd', 2), ('itd_fd f=0.25', 2),
+                               ('itd_fd+recompute f=0.25', 3)):
         row = result[name]
         assert row['passes_model_s'] == pytest.approx(
-            2 * row['loss_lower_s'] + row['loss_upper_s'])
+            lower_passes * row['loss_lower_s'] + row['loss_upper_s'])
         assert row['iter_s'] > 0
+
+
+def test_bench_memory_workers_measure_live_memory(monkeypatch):
+    monkeypatch.syspath_prepend(osp.join(ROOT, 'benchmarks'))
+    import bench_bilevel
+    monkeypatch.delenv('MALLOC_MMAP_THRESHOLD_', raising=False)
+    live = Namespace(default_allocator=False)
+    assert bench_bilevel._worker_env(
+        live, 'memory')['MALLOC_MMAP_THRESHOLD_'] == '131072'
+    assert 'MALLOC_MMAP_THRESHOLD_' not in bench_bilevel._worker_env(
+        live, 'timing')
+    assert 'MALLOC_MMAP_THRESHOLD_' not in bench_bilevel._worker_env(
+        Namespace(default_allocator=True), 'memory')
+    # a threshold the user set wins
+    monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', '65536')
+    assert bench_bilevel._worker_env(
+        live, 'memory')['MALLOC_MMAP_THRESHOLD_'] == '65536'
 
 
 def test_itd_fd_recompute_gives_the_same_hypergradient(videos):

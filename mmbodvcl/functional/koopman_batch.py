@@ -59,11 +59,14 @@ class BatchMoments:
         cross: ``(M, M)`` sum of ``Y X^T``.
         next_energy: scalar sum of ``||Y||^2``.
         pairs: scalar number of pairs (no gradient).
+        clip_pairs: pairs one clip gives over all its views (``V (T - 1)``),
+            to say how many clips a batch needs.
     """
     gram: Tensor
     cross: Tensor
     next_energy: Tensor
     pairs: Tensor
+    clip_pairs: int = 1
 
 
 @dataclass
@@ -167,21 +170,28 @@ def batch_moments(views, distributed: bool = False) -> BatchMoments:
             gram = packed[:size].view_as(gram)
             cross = packed[size:2 * size].view_as(cross)
             energy, pairs = packed[-2], packed[-1].detach()
-    return BatchMoments(gram, cross, energy, pairs)
+    return BatchMoments(gram, cross, energy, pairs,
+                        clip_pairs=len(views) * prev.shape[-1])
 
 
 def fit_batch_operator(moments: BatchMoments, ridge: float) -> Tensor:
     """``K = C (G + lam I)^-1``, ``lam = ridge * tr(G) / M``: ``(M, M)``.
 
     Refuses a batch with fewer pairs than dimensions: the operator would be
-    determined by the ridge in the unseen directions."""
+    determined by the ridge in the unseen directions. Each clip gives
+    ``V (T - 1)`` pairs, so a batch (over all ranks) needs at least
+    ``ceil(M / (V (T - 1)))`` clips, e.g. 3 for M = 32, 2 views of 8
+    frames."""
     size = moments.gram.shape[-1]
     if moments.pairs.item() < size:
+        clips = -(-size // max(moments.clip_pairs, 1))
         raise ValueError(
             f'the batch Koopman operator needs at least M = {size} '
             f'consecutive-frame pairs over all clips and views, got '
-            f'{int(moments.pairs.item())}; use more clips per batch (or a '
-            "larger lower_batch) or operator='per_clip'")
+            f'{int(moments.pairs.item())}; at {moments.clip_pairs} pairs '
+            f'a clip that is at least {clips} clips per batch (all ranks '
+            'together): use more clips per batch (or a larger lower_batch) '
+            "or operator='per_clip'")
     gram = moments.gram
     strength = (ridge * gram.diagonal().sum() / size).clamp_min(
         _ABS_RIDGE_FLOOR)

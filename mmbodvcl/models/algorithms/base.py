@@ -153,7 +153,7 @@ class BaseVideoSSL(BaseModel):
             len(inputs if isinstance(inputs, Tensor) else inputs[0]),
             self.lower_batch, seed=self.lower_batch_seed,
             iteration=iteration,
-            min_clips=getattr(self.decoupler, 'min_lower_clips', 1),
+            min_clips=self.decoupler.min_lower_clips,
             name=f'{type(self).__name__}: lower_batch')
         samples = data.get('data_samples')
         return dict(

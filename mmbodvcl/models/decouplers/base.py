@@ -61,10 +61,16 @@ class BaseDecoupler(BaseModule):
         statistics: Names of the scalars :meth:`forward` logs.
         has_lower_loss: Whether :meth:`lower_loss` exists (bi-level training
             and ``with_lower_loss`` need it).
+        min_lower_clips: The fewest clips (per rank) :meth:`lower_loss`
+            accepts; an algorithm's ``lower_batch`` below it is refused
+            before the step. A need that depends on the features' shape
+            (the batch Koopman operator's ``M`` pairs) is checked where it
+            is known instead, with the same kind of error.
     """
     parts: Tuple[str, ...] = ()
     statistics: Tuple[str, ...] = ()
     has_lower_loss: bool = False
+    min_lower_clips: int = 1
 
     def forward(self,
                 encoder: Encoder,
