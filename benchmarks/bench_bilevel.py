@@ -286,15 +286,17 @@ def _parse_args():
     parser.add_argument('--videos', help=argparse.SUPPRESS)
     parser.add_argument('--tiny', action='store_true',
                         help='a smoke run: 2 videos at 32 px, one timed '
-                        'iteration, no warm-up, only itd_fd (the default) '
-                        'and its variants of the requested methods, '
-                        'Slow-R50 at 1/8 width')
+                        'iteration, no warm-up, of the requested methods '
+                        'only itd_fd (the default) and its variants, the '
+                        'last --lower-batch fraction, Slow-R50 at 1/8 '
+                        'width')
     args = parser.parse_args()
     if args.tiny:
         from mmbodvcl.engine import DEFAULT_HYPERGRADIENT
         args.batch_size, args.size, args.iters, args.warmup = 2, 32, 1, 0
         args.methods = [m for m in args.methods
                         if m.split('+')[0] == DEFAULT_HYPERGRADIENT]
+        args.lower_batch = args.lower_batch[-1:]
     return args
 
 

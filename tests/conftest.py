@@ -78,6 +78,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(EXCLUSIVE_GROUP))
 
 
+@pytest.fixture
+def mmaction_scope():
+    """MMAction2 as the default registry scope (modules that build through
+    the registries by type name use it: ``pytestmark =
+    pytest.mark.usefixtures('mmaction_scope')``)."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+
+
 @pytest.fixture(scope='session', autouse=True)
 def one_thread():
     """Tiny models on a shared 2-core machine run several times faster on

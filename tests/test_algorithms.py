@@ -92,9 +92,7 @@ def model_cfg(algorithm: str, decouple: bool, with_lower_loss: bool = False,
     return cfg
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 @pytest.fixture(scope='module')

@@ -37,9 +37,7 @@ def load_tool(name: str):
     return load_script(osp.join(TOOLS, f'{name}.py'))
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 @pytest.fixture(scope='module')

@@ -25,7 +25,6 @@ from mmengine.config import Config
 from mmengine.dist import all_gather, get_world_size
 from mmengine.model import BaseModel
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch import Tensor, nn
 
@@ -125,9 +124,7 @@ class TinyBiLevelVCL(BaseModel):
         return self.features(inputs)[0]
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 @pytest.fixture(scope='module')

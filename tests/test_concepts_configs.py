@@ -16,7 +16,6 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
@@ -36,9 +35,7 @@ MAIN = {
 }
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 @pytest.fixture(scope='module')

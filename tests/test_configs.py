@@ -25,7 +25,6 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -79,9 +78,7 @@ def config_id(path: str) -> str:
     return osp.relpath(path, osp.join(REPO, 'configs'))
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 @pytest.fixture(scope='module')

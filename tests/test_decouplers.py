@@ -10,7 +10,6 @@ from typing import Dict, List
 import decord
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch import Tensor
 
@@ -30,9 +29,7 @@ LEGACY_CHECKPOINT = osp.join(
     osp.dirname(__file__), 'data', 'legacy_vbyol_bodvcl_v0.1.pth')
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 def build_neck(**kwargs) -> PerFrameProjectionNeck:

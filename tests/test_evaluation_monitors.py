@@ -90,9 +90,7 @@ def eval_pipeline(num_clips: int = 1, rawframes: bool = False) -> List[dict]:
     ]
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 def _relabelled(ann_file: str, out: str) -> str:

@@ -10,7 +10,6 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import mmbodvcl  # noqa: F401  (registration)
@@ -44,9 +43,7 @@ class CountingDecordInit(MultiViewDecordInit):
         return CountingVideoReader(filename, num_threads=self.num_threads)
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 @pytest.fixture(scope='module')

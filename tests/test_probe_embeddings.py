@@ -4,7 +4,6 @@ shapes, finite values, no gradients, no change to the model, and each part
 being what its docstring says."""
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
@@ -28,9 +27,7 @@ DECOUPLERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 def _build(cfg: dict) -> torch.nn.Module:

@@ -130,9 +130,7 @@ def runner_cfg(videos: Dict[str, str], work_dir: str, max_epochs: int = 3,
     return Config(cfg)
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 @pytest.fixture(scope='module')

@@ -19,7 +19,6 @@ import torch
 import torch.multiprocessing as mp
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch import Tensor, nn
 
@@ -97,9 +96,7 @@ PIPELINE = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 @pytest.fixture(scope='module')

@@ -7,7 +7,6 @@ import uuid
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import mmbodvcl  # noqa: F401  (registration)
@@ -15,9 +14,7 @@ import mmbodvcl  # noqa: F401  (registration)
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True)
-def mmaction_scope():
-    init_default_scope('mmaction')
+pytestmark = pytest.mark.usefixtures('mmaction_scope')
 
 
 def _cfg(work_dir: str, iters: int, hooks: list, **wrapper) -> Config:
