@@ -13,15 +13,18 @@ import os
 import os.path as osp
 import socket
 import sys
+from contextlib import contextmanager
 from types import ModuleType
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import cv2
 import numpy as np
+import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.utils import get_installed_path
 
+from mmbodvcl.apis.runner_cli import process_group_closed_at_exit
 from mmbodvcl.datasets.video_writer import write_video
 
 
@@ -186,6 +189,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def gloo_rank(rank: int, world_size: int, port: int) -> Iterator[None]:
+    """Run the body as rank ``rank`` of a ``launcher='pytorch'`` job on
+    127.0.0.1 (one thread a rank), and close the process group the Runner
+    opens when the body ends, as ``tools/train.py`` does: left to
+    interpreter exit, gloo now and then aborts a finished rank."""
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+        MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    with process_group_closed_at_exit():
+        yield
 
 
 def load_script(path: str) -> ModuleType:

@@ -1,7 +1,6 @@
 """The four V-CL algorithms, plain and BOD-VCL, trained by MMEngine's Runner
 on generated videos through the real multi-view data path."""
 import copy
-import os
 import os.path as osp
 from typing import Dict, List
 
@@ -16,7 +15,7 @@ from mmengine.runner import Runner
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
 from mmbodvcl.models.algorithms import CosineMomentumEncoder
-from helpers import (LossRecorder, free_port, make_video_dataset,
+from helpers import (LossRecorder, free_port, gloo_rank, make_video_dataset,
                      multiview_pretrain_pipeline)
 
 MEAN = (123.675, 116.28, 103.53)
@@ -434,19 +433,18 @@ def test_modes_and_bad_inputs():
 
 def _single_level_ddp_worker(rank: int, port: int, video_root: str,
                              work_dir: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
-                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    torch.set_num_threads(1)
     init_default_scope('mmaction')
-    runner, _ = train(
-        'VMoCo', False, video_root, osp.join(work_dir, str(rank)),
-        max_iters=2,
-        runner_kwargs=dict(launcher='pytorch'))
-    model = runner.model.module
-    assert int(model.target_net.steps) == 2  # the EMA ran every iteration
-    target = torch.cat([p.flatten() for p in model.target_net.parameters()])
-    gathered = all_gather(target)
-    torch.testing.assert_close(gathered[0], gathered[1])
+    with gloo_rank(rank, 2, port):
+        runner, _ = train(
+            'VMoCo', False, video_root, osp.join(work_dir, str(rank)),
+            max_iters=2,
+            runner_kwargs=dict(launcher='pytorch'))
+        model = runner.model.module
+        assert int(model.target_net.steps) == 2  # the EMA ran every iteration
+        target = torch.cat(
+            [p.flatten() for p in model.target_net.parameters()])
+        gathered = all_gather(target)
+        torch.testing.assert_close(gathered[0], gathered[1])
 
 
 def test_single_level_ddp_runs_the_momentum_update(video_root, tmp_path):

@@ -14,7 +14,6 @@ matches the 1-process run on the same global batch within 1e-5 relative
 """
 import copy
 import itertools
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
@@ -35,7 +34,7 @@ from mmbodvcl.engine.optim_wrappers import LARS, BiLevelOptimWrapper
 from mmbodvcl.models.utils import temporally_local
 from mmbodvcl.models.algorithms.stateless import (StatelessLoss,
                                                   trainable_parameters)
-from helpers import free_port, make_video_dataset
+from helpers import free_port, gloo_rank, make_video_dataset
 
 FEAT = 6
 _RUN_IDS = itertools.count()
@@ -587,22 +586,16 @@ def test_lars_matches_its_formula_and_excludes_groups():
 # ---------------------------------------------------------- distributed
 def _dist_worker(rank: int, world_size: int, port: int,
                  cfg_dicts: List[dict], out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR='127.0.0.1',
-        MASTER_PORT=str(port))
-    torch.set_num_threads(1)
     states = []
-    for cfg_dict in cfg_dicts:
-        cfg = Config(cfg_dict)
-        cfg.launcher = 'pytorch'
-        cfg.model_wrapper_cfg = dict(type='ReducerFreeDataParallel')
-        runner = Runner.from_cfg(cfg)
-        assert get_world_size() == world_size
-        runner.train()
-        states.append(_state(runner.model.module))
+    with gloo_rank(rank, world_size, port):
+        for cfg_dict in cfg_dicts:
+            cfg = Config(cfg_dict)
+            cfg.launcher = 'pytorch'
+            cfg.model_wrapper_cfg = dict(type='ReducerFreeDataParallel')
+            runner = Runner.from_cfg(cfg)
+            assert get_world_size() == world_size
+            runner.train()
+            states.append(_state(runner.model.module))
     if rank == 0:
         torch.save(states, out)
 

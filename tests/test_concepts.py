@@ -23,7 +23,7 @@ from mmbodvcl.functional.concepts import (concept_alignment_loss,
                                           top_k_mask, valid_concepts)
 from mmbodvcl.functional.contrastive import sinkhorn_knopp
 from mmbodvcl.models.heads import ConceptInput
-from helpers import free_port
+from helpers import free_port, gloo_rank
 # helpers of other test modules (pytest puts tests/ on sys.path)
 
 
@@ -357,21 +357,20 @@ def _losses(scores, local_a, local_b, valid):
 
 
 def _rank_worker(rank: int, world_size: int, port: int, out_dir: str):
-    os.environ['MASTER_ADDR'] = '127.0.0.1'
-    os.environ['MASTER_PORT'] = str(port)
-    dist.init_process_group('gloo', rank=rank, world_size=world_size)
-    scores, local_a, local_b, valid = _batch()
-    rows = slice(rank * 4, (rank + 1) * 4)
-    scores = scores[:, rows].clone().requires_grad_()
-    local_a = local_a[rows].clone().requires_grad_()
-    align, contrast = _losses(scores, local_a, local_b[rows], valid[rows])
-    (align + contrast).backward()
+    with gloo_rank(rank, world_size, port):
+        dist.init_process_group('gloo')
+        scores, local_a, local_b, valid = _batch()
+        rows = slice(rank * 4, (rank + 1) * 4)
+        scores = scores[:, rows].clone().requires_grad_()
+        local_a = local_a[rows].clone().requires_grad_()
+        align, contrast = _losses(scores, local_a, local_b[rows],
+                                  valid[rows])
+        (align + contrast).backward()
     torch.save(
         dict(align=align.detach(),
              contrast=contrast.detach(),
              scores_grad=scores.grad,
              local_grad=local_a.grad), os.path.join(out_dir, f'{rank}.pt'))
-    dist.destroy_process_group()
 
 
 def test_two_ranks_equal_one_process():

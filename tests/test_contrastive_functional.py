@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from helpers import free_port
+from helpers import free_port, gloo_rank
 from mmbodvcl.functional.contrastive import (all_gather_with_grad,
                                              batch_shuffle, batch_unshuffle,
                                              byol_loss, info_nce,
@@ -147,30 +147,25 @@ def test_swapped_prediction_loss_is_minimal_for_consistent_views():
     assert good < 1e-3 < bad
 
 
-def _init_group(rank: int, world_size: int, port: int) -> None:
-    os.environ['MASTER_ADDR'] = '127.0.0.1'
-    os.environ['MASTER_PORT'] = str(port)
-    dist.init_process_group('gloo', rank=rank, world_size=world_size)
-
-
 def _gather_worker(rank: int, world_size: int, port: int,
                    out_dir: str) -> None:
-    _init_group(rank, world_size, port)
-    torch.manual_seed(0)
-    full = torch.randn(world_size * 3, 2, 6)  # (W*N, V, D), same on all
-    local = full[rank * 3:(rank + 1) * 3].clone().requires_grad_()
-    views = local.transpose(0, 1)  # (V, N, D)
-    loss = multi_view_info_nce(views, temperature=0.2)
-    loss.backward()
-    gathered = all_gather_with_grad(local.detach())
-    x = torch.arange(4.0).reshape(4, 1) + 10 * rank
-    shuffled, index = batch_shuffle(x)
-    restored = batch_unshuffle(shuffled * 2, index)
-    codes = sinkhorn_knopp(views[0].detach() @ views[1].detach().t(), 0.05, 3)
+    with gloo_rank(rank, world_size, port):
+        dist.init_process_group('gloo')
+        torch.manual_seed(0)
+        full = torch.randn(world_size * 3, 2, 6)  # (W*N, V, D), same on all
+        local = full[rank * 3:(rank + 1) * 3].clone().requires_grad_()
+        views = local.transpose(0, 1)  # (V, N, D)
+        loss = multi_view_info_nce(views, temperature=0.2)
+        loss.backward()
+        gathered = all_gather_with_grad(local.detach())
+        x = torch.arange(4.0).reshape(4, 1) + 10 * rank
+        shuffled, index = batch_shuffle(x)
+        restored = batch_unshuffle(shuffled * 2, index)
+        codes = sinkhorn_knopp(
+            views[0].detach() @ views[1].detach().t(), 0.05, 3)
     torch.save(dict(loss=loss.detach(), grad=local.grad, gathered=gathered,
                     restored=restored, x=x, codes=codes),
                os.path.join(out_dir, f'{rank}.pt'))
-    dist.destroy_process_group()
 
 
 def test_cross_rank_gather_matches_single_process():

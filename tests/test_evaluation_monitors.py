@@ -43,8 +43,9 @@ from mmbodvcl.engine.hooks import KNNMonitorHook
 from mmbodvcl.functional import (encode_clips, knn_class_scores,
                                  pool_backbone_output, retrieval_recall,
                                  topk_accuracy)
-from helpers import (free_port, load_script, make_solid_colour_dataset,
-                     make_video_dataset, multiview_pretrain_pipeline)
+from helpers import (free_port, gloo_rank, load_script,
+                     make_solid_colour_dataset, make_video_dataset,
+                     multiview_pretrain_pipeline)
 
 ROOT = Path(__file__).resolve().parents[1]
 RETRIEVAL_CONFIGS = sorted(
@@ -411,19 +412,13 @@ def test_one_base_line_switches_a_paper_config_on(snippet, tmp_path):
 
 
 def _knn_worker(rank: int, port: int, cfg_dict: dict, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE='2',
-        MASTER_ADDR='127.0.0.1',
-        MASTER_PORT=str(port))
-    torch.set_num_threads(1)
     init_default_scope('mmaction')
     cfg = Config(cfg_dict)
     cfg.launcher = 'pytorch'
-    runner = Runner.from_cfg(cfg)
-    [hook] = [h for h in runner.hooks if isinstance(h, KNNMonitorHook)]
-    torch.save(hook.evaluate(runner, step=1), f'{out}.{rank}')
+    with gloo_rank(rank, 2, port):
+        runner = Runner.from_cfg(cfg)
+        [hook] = [h for h in runner.hooks if isinstance(h, KNNMonitorHook)]
+        torch.save(hook.evaluate(runner, step=1), f'{out}.{rank}')
 
 
 def test_two_gloo_ranks_give_the_numbers_of_one_process(data, tmp_path):

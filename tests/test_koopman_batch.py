@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mmbodvcl.functional import koopman_batch as kb
-from helpers import free_port, load_script
+from helpers import free_port, gloo_rank, load_script
 
 BENCHMARK = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmarks',
@@ -270,21 +270,18 @@ def _objectives(z, weights, distributed):
 
 
 def _rank_worker(rank: int, world_size: int, port: int, out_dir: str):
-    os.environ['MASTER_ADDR'] = '127.0.0.1'
-    os.environ['MASTER_PORT'] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group('gloo', rank=rank, world_size=world_size)
-    z, weights = _ddp_batch()
-    rows = slice(rank * 4, (rank + 1) * 4)
-    results = {}
-    for level in ('upper', 'lower'):
-        local = z[rows].clone().requires_grad_()
-        upper, lower = _objectives(local, weights[rows], True)
-        loss = upper if level == 'upper' else lower
-        loss.backward()
-        results[level] = (loss.detach(), local.grad)
+    with gloo_rank(rank, world_size, port):
+        dist.init_process_group('gloo')
+        z, weights = _ddp_batch()
+        rows = slice(rank * 4, (rank + 1) * 4)
+        results = {}
+        for level in ('upper', 'lower'):
+            local = z[rows].clone().requires_grad_()
+            upper, lower = _objectives(local, weights[rows], True)
+            loss = upper if level == 'upper' else lower
+            loss.backward()
+            results[level] = (loss.detach(), local.grad)
     torch.save(results, os.path.join(out_dir, f'{rank}.pt'))
-    dist.destroy_process_group()
 
 
 def test_two_gloo_ranks_equal_one_process():

@@ -8,7 +8,6 @@ matches the 1-process run on the same global batch within 1e-5 relative
 """
 import copy
 import itertools
-import os
 import os.path as osp
 from typing import Dict, List
 
@@ -23,7 +22,7 @@ from mmengine.runner import Runner
 
 import mmbodvcl  # noqa: F401  (registration)
 from mmaction.registry import MODELS
-from helpers import LossRecorder, free_port, make_video_dataset
+from helpers import LossRecorder, free_port, gloo_rank, make_video_dataset
 # helpers of other test modules (pytest puts tests/ on sys.path)
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
@@ -245,18 +244,16 @@ def test_bad_decoupler_and_views_are_named():
 
 # ---------------------------------------------------------- distributed
 def _dist_worker(rank: int, port: int, cfg_dict: dict, out: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
-                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    torch.set_num_threads(1)
     init_default_scope('mmaction')
     cfg = Config(cfg_dict)
     cfg.launcher = 'pytorch'
     # During the local warm-up its projections get no gradient.
     cfg.model_wrapper_cfg = dict(
         type='MMDistributedDataParallel', find_unused_parameters=True)
-    runner = Runner.from_cfg(cfg)
-    assert get_world_size() == 2
-    runner.train()
+    with gloo_rank(rank, 2, port):
+        runner = Runner.from_cfg(cfg)
+        assert get_world_size() == 2
+        runner.train()
     if rank == 0:
         torch.save(_state(runner.model.module), out)
 

@@ -9,7 +9,6 @@ within 1e-5 relative (float32 summation order of the all-reduce), with the
 lower level on half of the clips.
 """
 import itertools
-import os
 import os.path as osp
 from argparse import Namespace
 from typing import Dict, Optional
@@ -27,7 +26,7 @@ from mmaction.registry import MODELS
 from mmbodvcl.functional.sub_batch import (sub_batch_indices,
                                            sub_batch_size)
 from mmbodvcl.models.algorithms.base import BaseVideoSSL
-from helpers import free_port, make_video_dataset
+from helpers import free_port, gloo_rank, make_video_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FEAT = 6
@@ -304,15 +303,12 @@ def test_resume_is_exact_on_a_sub_batch(videos, tmp_path):
 
 def _dist_worker(rank: int, world_size: int, port: int, cfg_dict: dict,
                  out: str) -> None:
-    os.environ.update(
-        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-        MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    torch.set_num_threads(1)
     cfg = Config(cfg_dict)
     cfg.launcher = 'pytorch'
     cfg.model_wrapper_cfg = dict(type='ReducerFreeDataParallel')
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with gloo_rank(rank, world_size, port):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     if rank == 0:
         torch.save(_state(runner.model.module), out)
 

@@ -8,6 +8,7 @@ from typing import Iterator
 
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_distributed
 from mmengine.runner import Runner
 
 from mmaction.registry import RUNNERS
@@ -61,12 +62,18 @@ def build_runner(cfg: Config) -> Runner:
 
 @contextmanager
 def process_group_closed_at_exit() -> Iterator[None]:
-    """Destroy the process group when the run ends. MMEngine leaves it to
-    interpreter exit, where gloo's threads now and then abort a finished
-    rank ('terminate called without an active exception', exit code -6),
-    which fails the whole launch."""
+    """Wait for every rank, then destroy the process group, when the run
+    ends. A gloo worker thread frees the tensors of the last collective
+    after the caller already has its result, and needs the GIL for that; a
+    rank whose interpreter exits first kills the thread inside that
+    destructor ('terminate called without an active exception', exit code
+    -6), which fails the whole launch. The barrier hands the GIL over until
+    all ranks are done. After an error the group is destroyed without it:
+    the other ranks may never get there."""
     try:
         yield
+        if is_distributed():
+            dist.barrier()
     finally:
-        if dist.is_available() and dist.is_initialized():
+        if is_distributed():
             dist.destroy_process_group()
