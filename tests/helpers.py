@@ -193,9 +193,10 @@ def free_port() -> int:
 
 @contextmanager
 def gloo_rank(rank: int, world_size: int, port: int) -> Iterator[None]:
-    """Run the body as rank ``rank`` of a ``launcher='pytorch'`` job on
-    127.0.0.1 (one thread a rank), and close the process group the Runner
-    opens when the body ends, as ``tools/train.py`` does: left to
+    """Run the body as rank ``rank`` of a job on 127.0.0.1 (the environment
+    of ``launcher='pytorch'`` and of ``init_process_group('gloo')``; one
+    thread a rank), and close the process group the body opens (by a Runner
+    or by hand) when it ends, as ``tools/train.py`` does: left to
     interpreter exit, gloo now and then aborts a finished rank."""
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
